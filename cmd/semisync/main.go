@@ -1,0 +1,116 @@
+// Command semisync runs semisync scripts: Starlark files that describe
+// concurrent work (semisync graphs, shared state), run truly in parallel.
+//
+//	semisync [flags] FILE.star [ARGS...]
+//
+// Exit codes: 0 ok, 1 script error, 2 usage, 130 interrupted (Ctrl-C).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.starlark.net/starlark"
+
+	"github.com/semisync/semisync/starlarkmod"
+)
+
+// version is the semisync version, set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+const usage = `usage: semisync [flags] FILE.star [ARGS...]
+
+Runs a semisync script. ARGS are visible to the script as argv[1:].
+
+flags:
+`
+
+func main() { os.Exit(doMain(os.Args[1:], os.Stdout, os.Stderr)) }
+
+var errInterrupted = errors.New("interrupted")
+
+func doMain(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("semisync", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	sequential := fs.Bool("sequential", os.Getenv("SEMISYNC_SEQUENTIAL") == "1", "run all work on one thread in a deterministic order (also SEMISYNC_SEQUENTIAL=1)")
+	seed := fs.Int64("seed", 0, "seed the random module: the same script draws the same numbers on every run")
+	maxSteps := fs.Uint64("max-steps", 0, "limit each thread (the script, each task) to `N` Starlark steps (0: no limit)")
+	timeout := fs.Duration("timeout", 0, "stop the script after `DURATION` (e.g. 30s) and exit 1")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "semisync %s\n", version)
+		return 0
+	}
+	if fs.NArg() == 0 || fs.Arg(0) == "repl" {
+		fmt.Fprintln(stderr, "semisync: the interactive REPL is not available yet; run a script: semisync FILE.star")
+		fs.Usage()
+		return 2
+	}
+	seeded := false
+	fs.Visit(func(f *flag.Flag) { seeded = seeded || f.Name == "seed" })
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer func() { signal.Stop(sigs); close(sigs) }()
+	go func() {
+		if _, ok := <-sigs; !ok {
+			return
+		}
+		cancel(errInterrupted)
+		if _, ok := <-sigs; ok { // a second Ctrl-C: stop waiting
+			fmt.Fprintln(stderr, "semisync: interrupted twice, exiting now")
+			os.Exit(130)
+		}
+	}()
+	if *timeout > 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeoutCause(ctx, *timeout, fmt.Errorf("timeout: the script ran longer than %s", *timeout))
+		defer stop()
+	}
+
+	in := starlarkmod.New(starlarkmod.Options{
+		Stdout:     stdout,
+		Stderr:     stderr,
+		Sequential: *sequential,
+		Seed:       *seed,
+		Seeded:     seeded,
+		MaxSteps:   *maxSteps,
+		Args:       fs.Args(),
+	})
+	_, err := in.ExecFile(ctx, fs.Arg(0))
+	if cerr := in.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		return 0
+	}
+	var ee *starlark.EvalError
+	if errors.As(err, &ee) {
+		fmt.Fprintln(stderr, ee.Backtrace())
+	} else {
+		fmt.Fprintln(stderr, err)
+	}
+	if errors.Is(context.Cause(ctx), errInterrupted) {
+		return 130
+	}
+	return 1
+}
+

@@ -1,0 +1,172 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrCancelled is the error of a future cancelled with [Future.Cancel]
+// before it produced a result.
+var ErrCancelled = errors.New("cancelled")
+
+// ErrTimeout is returned by waits that gave up after their timeout.
+var ErrTimeout = errors.New("timed out")
+
+// A Future is the eventual result of a task: a value of type T or an error.
+// It is resolved exactly once. All methods are safe for concurrent use.
+type Future[T any] struct {
+	done      chan struct{}
+	resolved  atomic.Bool
+	cancelled atomic.Bool
+	val       T
+	err       error
+
+	mu     sync.Mutex
+	cbs    []func()
+	cancel context.CancelCauseFunc // of the task's context; nil for promises
+}
+
+// NewPromise returns an unresolved future and the function that resolves it.
+// resolve reports whether this call resolved the future; later calls (and
+// calls after [Future.Cancel]) do nothing.
+func NewPromise[T any]() (*Future[T], func(T, error) bool) {
+	f := &Future[T]{done: make(chan struct{})}
+	return f, func(v T, err error) bool { return f.resolve(v, err, false) }
+}
+
+// Resolved returns a future that is already resolved with v and err.
+func Resolved[T any](v T, err error) *Future[T] {
+	f := &Future[T]{done: make(chan struct{})}
+	f.resolve(v, err, false)
+	return f
+}
+
+// Go runs fn on ex with a context derived from ctx and returns its future.
+// [Future.Cancel] cancels that context. If ex refuses the task, the future
+// is resolved with the refusal. A panic in fn is re-raised by
+// [Future.Result].
+func Go[T any](ctx context.Context, ex Executor, fn func(ctx context.Context, w *Worker) (T, error)) *Future[T] {
+	f := &Future[T]{done: make(chan struct{})}
+	ctx, cancel := context.WithCancelCause(ctx)
+	f.cancel = cancel
+	err := ex.Go(ctx, func(ctx context.Context, w *Worker) {
+		defer cancel(nil)
+		if err := context.Cause(ctx); err != nil {
+			var zero T
+			f.resolve(zero, err, false)
+			return
+		}
+		v, err := catch(func() (T, error) { return fn(ctx, w) })
+		f.resolve(v, err, false)
+	})
+	if err != nil {
+		var zero T
+		f.resolve(zero, err, false)
+		cancel(nil)
+	}
+	return f
+}
+
+// resolve resolves f with v and err unless it is already resolved. cancelled
+// is recorded before f is marked resolved, so that callbacks and waiters woken
+// by Cancel already see Cancelled() == true.
+func (f *Future[T]) resolve(v T, err error, cancelled bool) bool {
+	f.mu.Lock()
+	if f.resolved.Load() {
+		f.mu.Unlock()
+		return false
+	}
+	f.val, f.err = v, err
+	if cancelled {
+		f.cancelled.Store(true)
+	}
+	f.resolved.Store(true)
+	close(f.done)
+	cbs := f.cbs
+	f.cbs = nil
+	f.mu.Unlock()
+	for _, cb := range cbs {
+		cb()
+	}
+	return true
+}
+
+// Done returns a channel that is closed when the future is resolved.
+func (f *Future[T]) Done() <-chan struct{} { return f.done }
+
+// IsDone reports whether the future is resolved.
+func (f *Future[T]) IsDone() bool { return f.resolved.Load() }
+
+// Result waits until the future is resolved or ctx is done, and returns the
+// value and error. If the task panicked, Result panics with its
+// [*PanicError]. If ctx ends first, Result returns ctx's cause.
+func (f *Future[T]) Result(ctx context.Context) (T, error) {
+	select {
+	case <-f.done:
+	default:
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			var zero T
+			return zero, context.Cause(ctx)
+		}
+	}
+	repanic(f.err)
+	return f.val, f.err
+}
+
+// Wait is like [Future.Result] but gives up after timeout (if positive) with
+// [ErrTimeout].
+func (f *Future[T]) Wait(ctx context.Context, timeout time.Duration) (T, error) {
+	if timeout > 0 && !f.IsDone() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, timeout, ErrTimeout)
+		defer cancel()
+	}
+	return f.Result(ctx)
+}
+
+// Peek returns the value and error of a resolved future and true, or false
+// if it is not resolved yet. It never blocks or panics.
+func (f *Future[T]) Peek() (T, error, bool) {
+	if !f.resolved.Load() {
+		var zero T
+		return zero, nil, false
+	}
+	return f.val, f.err, true
+}
+
+// OnDone arranges for cb to be called once the future is resolved: at once,
+// on the calling goroutine, if it already is; otherwise on the goroutine
+// that resolves it. cb must not block.
+func (f *Future[T]) OnDone(cb func()) {
+	f.mu.Lock()
+	if !f.resolved.Load() {
+		f.cbs = append(f.cbs, cb)
+		f.mu.Unlock()
+		return
+	}
+	f.mu.Unlock()
+	cb()
+}
+
+// Cancel resolves an unresolved future with [ErrCancelled] and cancels the
+// context of its task, so a running task stops promptly and a queued one
+// never starts. It reports whether the future was cancelled (false if it was
+// already resolved).
+func (f *Future[T]) Cancel() bool {
+	var zero T
+	if !f.resolve(zero, ErrCancelled, true) {
+		return false
+	}
+	if f.cancel != nil {
+		f.cancel(ErrCancelled)
+	}
+	return true
+}
+
+// Cancelled reports whether [Future.Cancel] cancelled the future.
+func (f *Future[T]) Cancelled() bool { return f.cancelled.Load() }

@@ -1,0 +1,196 @@
+package starlarkmod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"go.starlark.net/starlark"
+
+	"github.com/semisync/semisync/engine"
+)
+
+// A Future is the Starlark value of pending work: a semisync call handle,
+// the result of begin(_future=True), a @future call. Its methods follow
+// concurrent.futures and concert:
+//
+//	f.result(timeout=None)     the value, or the task's error; waits
+//	f.wait(timeout=None)       waits, raises the task's error, returns f
+//	f.exception()              the error message or None; waits
+//	f.done()                   whether it is resolved
+//	f.cancel()                 cancels it (stopping running code); True if it was pending
+//	f.cancelled()              whether cancel() cancelled it
+//
+// A Future is safe to share between threads; it is hashable by identity.
+type Future struct {
+	f        *engine.Future[starlark.Value]
+	desc     string // what it is the future of, e.g. "revenue() queued at x.star:3:1"
+	op       string // the builtin that started it, for errors
+	observed atomic.Bool
+}
+
+var (
+	_ starlark.HasAttrs = (*Future)(nil)
+)
+
+func newFuture(f *engine.Future[starlark.Value], op, desc string) *Future {
+	return &Future{f: f, op: op, desc: desc}
+}
+
+func (f *Future) String() string {
+	state := "pending"
+	if _, err, ok := f.f.Peek(); ok {
+		switch {
+		case f.f.Cancelled():
+			state = "cancelled"
+		case err != nil:
+			state = "failed"
+		default:
+			state = "done"
+		}
+	}
+	return fmt.Sprintf("<future %s: %s>", f.desc, state)
+}
+func (f *Future) Type() string          { return "future" }
+func (f *Future) Freeze()               {}
+func (f *Future) Truth() starlark.Bool  { return true }
+func (f *Future) Hash() (uint32, error) { return hashPointer(f), nil }
+
+var futureMethods = map[string]*starlark.Builtin{
+	"result":    starlark.NewBuiltin("result", futureResult),
+	"wait":      starlark.NewBuiltin("wait", futureWait),
+	"exception": starlark.NewBuiltin("exception", futureException),
+	"done":      starlark.NewBuiltin("done", futureDone),
+	"cancel":    starlark.NewBuiltin("cancel", futureCancel),
+	"cancelled": starlark.NewBuiltin("cancelled", futureCancelled),
+}
+
+func (f *Future) Attr(name string) (starlark.Value, error) {
+	if b, ok := futureMethods[name]; ok {
+		return b.BindReceiver(f), nil
+	}
+	return nil, nil
+}
+
+func (f *Future) AttrNames() []string { return sortedKeys(futureMethods) }
+
+// timeoutArg unpacks an optional timeout in seconds (None: wait forever).
+type timeoutArg struct{ d time.Duration }
+
+func (t *timeoutArg) Unpack(v starlark.Value) error {
+	if v == starlark.None {
+		return nil
+	}
+	secs, ok := starlark.AsFloat(v)
+	if !ok {
+		return fmt.Errorf("got %s, want a number of seconds or None", v.Type())
+	}
+	if secs < 0 {
+		return fmt.Errorf("negative timeout %v", secs)
+	}
+	t.d = time.Duration(secs * float64(time.Second))
+	if t.d == 0 {
+		t.d = 1 // zero means "don't wait", not "forever"
+	}
+	return nil
+}
+
+// await waits on th for f, marking th's worker as blocked meanwhile.
+func (f *Future) await(th *starlark.Thread, timeout time.Duration) (starlark.Value, error) {
+	if v, err, ok := f.f.Peek(); ok {
+		return v, err
+	}
+	unblock := block(th)
+	defer unblock()
+	return f.f.Wait(contextOf(th), timeout)
+}
+
+// outcome waits for f and returns its value or an error fit to be returned
+// by the builtin b: the task's traceback wrapped with where it came from.
+func (f *Future) outcome(th *starlark.Thread, b *starlark.Builtin, timeout time.Duration) (starlark.Value, error) {
+	f.observed.Store(true)
+	v, err := f.await(th, timeout)
+	if err != nil {
+		return nil, f.wrap(b.Name(), err)
+	}
+	return v, nil
+}
+
+// wrap explains an error of f's for a builtin called op.
+func (f *Future) wrap(op string, err error) error {
+	switch {
+	case errors.Is(err, engine.ErrTimeout):
+		return fmt.Errorf("%s: timed out waiting for %s", op, f.desc)
+	case f.f.Cancelled():
+		return fmt.Errorf("%s: %s was cancelled", op, f.desc)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	var te *TaskError
+	if errors.As(err, &te) && te == err {
+		return err // already says where it came from
+	}
+	return &TaskError{Op: op, Task: f.desc, Err: err}
+}
+
+func futureResult(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var t timeoutArg
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "timeout?", &t); err != nil {
+		return nil, err
+	}
+	return b.Receiver().(*Future).outcome(th, b, t.d)
+}
+
+func futureWait(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var t timeoutArg
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "timeout?", &t); err != nil {
+		return nil, err
+	}
+	f := b.Receiver().(*Future)
+	if _, err := f.outcome(th, b, t.d); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func futureException(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var t timeoutArg
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "timeout?", &t); err != nil {
+		return nil, err
+	}
+	f := b.Receiver().(*Future)
+	f.observed.Store(true)
+	_, err := f.await(th, t.d)
+	switch {
+	case err == nil:
+		return starlark.None, nil
+	case errors.Is(err, engine.ErrTimeout) && !f.f.IsDone():
+		return nil, f.wrap(b.Name(), err)
+	}
+	return starlark.String(errText(err)), nil
+}
+
+func futureDone(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+		return nil, err
+	}
+	return starlark.Bool(b.Receiver().(*Future).f.IsDone()), nil
+}
+
+func futureCancel(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+		return nil, err
+	}
+	f := b.Receiver().(*Future)
+	f.observed.Store(true)
+	return starlark.Bool(f.f.Cancel()), nil
+}
+
+func futureCancelled(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+		return nil, err
+	}
+	return starlark.Bool(b.Receiver().(*Future).f.Cancelled()), nil
+}

@@ -1,0 +1,293 @@
+package starlarkmod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.starlark.net/lib/json"
+	"go.starlark.net/lib/math"
+	starlarktime "go.starlark.net/lib/time"
+	"go.starlark.net/starlark"
+)
+
+// Predeclared returns the names every semisync script sees without load:
+// semisync, Manager, Lock, sleep and argv (the script's arguments), along
+// with the rest of the builtins as later issues add them.
+func (in *Interpreter) Predeclared() starlark.StringDict {
+	in.predeclOnce.Do(func() {
+		argv := make([]starlark.Value, len(in.opts.Args))
+		for i, a := range in.opts.Args {
+			argv[i] = starlark.String(a)
+		}
+		list := starlark.NewList(argv)
+		list.Freeze()
+		in.predecl = starlark.StringDict{
+			"semisync": semisyncValue{},
+			"Manager":  starlark.NewBuiltin("Manager", newManager),
+			"Lock":     starlark.NewBuiltin("Lock", newLock),
+			"sleep":    sleepBuiltin,
+			"argv":     list,
+		}
+		in.predecl.Freeze()
+	})
+	return in.predecl
+}
+
+// modules are the names load accepts besides script files, each with its
+// members.
+func (in *Interpreter) modules() map[string]starlark.StringDict {
+	in.modulesOnce.Do(func() {
+		pre := in.Predeclared()
+		timeMembers := starlark.StringDict{"sleep": sleepBuiltin}
+		for k, v := range starlarktime.Module.Members {
+			timeMembers[k] = v
+		}
+		in.mods = map[string]starlark.StringDict{
+			"semisync":        {"semisync": pre["semisync"]},
+			"multiprocessing": {"Manager": pre["Manager"], "Lock": pre["Lock"]},
+			"time":            timeMembers,
+			"random":          randomModule,
+			"math":            math.Module.Members,
+			"json":            json.Module.Members,
+		}
+		for name, m := range in.opts.Modules {
+			in.mods[name] = m
+		}
+	})
+	return in.mods
+}
+
+// ModuleNames lists the modules load accepts by name.
+func (in *Interpreter) ModuleNames() []string { return sortedKeys(in.modules()) }
+
+type loadEntry struct {
+	globals starlark.StringDict
+	err     error
+	done    bool
+}
+
+// load implements load(): a module name from ModuleNames, or a script file
+// named relative to the loading file, which must stay under the root
+// directory (that of the main script). Each file runs once; its globals are
+// frozen.
+func (in *Interpreter) load(th *starlark.Thread, module string) (starlark.StringDict, error) {
+	if m, ok := in.modules()[module]; ok {
+		return m, nil
+	}
+	if !strings.HasSuffix(module, ".star") {
+		return nil, fmt.Errorf("no module %q: load a script file (\"./name.star\") or one of %s", module, strings.Join(in.ModuleNames(), ", "))
+	}
+	from := "."
+	if th.CallStackDepth() > 0 {
+		from = filepath.Dir(th.CallFrame(0).Pos.Filename())
+	}
+	path := filepath.Join(from, filepath.FromSlash(module))
+	abs, err := in.underRoot(path)
+	if err != nil {
+		return nil, err
+	}
+	in.loadMu.Lock()
+	e, ok := in.loads[abs]
+	if ok && !e.done {
+		in.loadMu.Unlock()
+		return nil, fmt.Errorf("cycle in load graph: %s loads itself", path)
+	}
+	if !ok {
+		e = &loadEntry{}
+		in.loads[abs] = e
+	}
+	in.loadMu.Unlock()
+	if ok {
+		return e.globals, e.err
+	}
+	src, err := os.ReadFile(abs)
+	if err == nil {
+		e.globals, err = in.execModule(th, path, src)
+	}
+	in.loadMu.Lock()
+	e.err, e.done = err, true
+	in.loadMu.Unlock()
+	return e.globals, err
+}
+
+// underRoot resolves path (symbolic links included) and checks that it is
+// inside the interpreter's root.
+func (in *Interpreter) underRoot(path string) (string, error) {
+	root := in.root
+	if root == "" {
+		root = "."
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return "", err
+	}
+	realRoot, _ = filepath.Abs(realRoot)
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", fmt.Errorf("cannot load %s: %w", path, errors.Unwrap(err))
+	}
+	real, _ = filepath.Abs(real)
+	if rel, err := filepath.Rel(realRoot, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("cannot load %s: it is outside the script's root %s", path, realRoot)
+	}
+	return real, nil
+}
+
+// SetRoot sets the directory that script loads must stay under. ExecFile
+// sets it to the main script's directory.
+func (in *Interpreter) SetRoot(dir string) { in.root = dir }
+
+// sleep(secs) waits for secs seconds. It returns early with an error when
+// the thread is cancelled (Ctrl-C, a timeout, a cancelled future); a task
+// that sleeps does not hold up other work.
+var sleepBuiltin = starlark.NewBuiltin("sleep", func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var secs starlark.Value
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &secs); err != nil {
+		return nil, err
+	}
+	f, ok := starlark.AsFloat(secs)
+	if !ok {
+		return nil, fmt.Errorf("%s: got %s, want a number of seconds", b.Name(), secs.Type())
+	}
+	if f < 0 {
+		return nil, fmt.Errorf("%s: negative duration %v", b.Name(), f)
+	}
+	ctx := contextOf(th)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), context.Cause(ctx))
+	}
+	if f == 0 {
+		return starlark.None, nil
+	}
+	unblock := block(th)
+	defer unblock()
+	t := time.NewTimer(time.Duration(f * float64(time.Second)))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return starlark.None, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: %w", b.Name(), context.Cause(ctx))
+	}
+})
+
+// The random module. Each task has its own generator, seeded from the
+// interpreter's seed and the task's identity (which function, which call),
+// so with --seed a script draws the same numbers on every run however its
+// tasks are scheduled:
+//
+//	random()          a float in [0, 1)
+//	randint(a, b)     an int in [a, b]
+//	uniform(a, b)     a float in [a, b]
+//	choice(seq)       an element of a non-empty sequence
+//	shuffle(list)     shuffles a list in place
+//	seed(n)           re-seeds the current task's generator
+var randomModule = starlark.StringDict{
+	"random":  starlark.NewBuiltin("random.random", randomRandom),
+	"randint": starlark.NewBuiltin("random.randint", randomRandint),
+	"uniform": starlark.NewBuiltin("random.uniform", randomUniform),
+	"choice":  starlark.NewBuiltin("random.choice", randomChoice),
+	"shuffle": starlark.NewBuiltin("random.shuffle", randomShuffle),
+	"seed":    starlark.NewBuiltin("random.seed", randomSeed),
+}
+
+type randState struct{ r *rand.Rand }
+
+// rng returns th's generator for the running task, creating it on first use.
+func rng(th *starlark.Thread) *rand.Rand {
+	ts := stateOf(th)
+	if ts == nil {
+		return rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	}
+	if ts.rng == nil {
+		h := fnv.New64a()
+		h.Write([]byte(ts.task.String()))
+		ts.rng = &randState{rand.New(rand.NewPCG(uint64(ts.in.seed), h.Sum64()))}
+	}
+	return ts.rng.r
+}
+
+func randomRandom(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+		return nil, err
+	}
+	return starlark.Float(rng(th).Float64()), nil
+}
+
+func randomRandint(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var lo, hi int64
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 2, &lo, &hi); err != nil {
+		return nil, err
+	}
+	if hi < lo {
+		return nil, fmt.Errorf("%s: empty range [%d, %d]", b.Name(), lo, hi)
+	}
+	return starlark.MakeInt64(lo + rng(th).Int64N(hi-lo+1)), nil
+}
+
+func randomUniform(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var lo, hi starlark.Value
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 2, &lo, &hi); err != nil {
+		return nil, err
+	}
+	a, ok1 := starlark.AsFloat(lo)
+	z, ok2 := starlark.AsFloat(hi)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("%s: got %s and %s, want numbers", b.Name(), lo.Type(), hi.Type())
+	}
+	return starlark.Float(a + (z-a)*rng(th).Float64()), nil
+}
+
+func randomChoice(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var seq starlark.Indexable
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &seq); err != nil {
+		return nil, err
+	}
+	n := seq.Len()
+	if n == 0 {
+		return nil, fmt.Errorf("%s: empty sequence", b.Name())
+	}
+	return seq.Index(rng(th).IntN(n)), nil
+}
+
+func randomShuffle(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var l *starlark.List
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &l); err != nil {
+		return nil, err
+	}
+	var err error
+	rng(th).Shuffle(l.Len(), func(i, j int) {
+		if err != nil {
+			return
+		}
+		x, y := l.Index(i), l.Index(j)
+		if err = l.SetIndex(i, y); err == nil {
+			err = l.SetIndex(j, x)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	return starlark.None, nil
+}
+
+func randomSeed(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var n int64
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &n); err != nil {
+		return nil, err
+	}
+	r := rand.New(rand.NewPCG(uint64(n), 0x5e3d))
+	if ts := stateOf(th); ts != nil {
+		ts.rng = &randState{r}
+	}
+	return starlark.None, nil
+}
+
+

@@ -1,0 +1,458 @@
+package starlarkmod
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"go.starlark.net/starlark"
+
+	"github.com/semisync/semisync/engine"
+)
+
+// The semisync builtin, after the semisync Python package:
+//
+//	@semisync                                  decorate a function: calling it queues a call
+//	@semisync(callback=None, dependencies=[])  the same, with a callback and dependencies
+//	semisync.begin(_future=False)              run every queued call; a call starts once every
+//	                                           queued call of each dependency has completed
+//	semisync.clear()                           forget queued and completed calls
+//
+// Calling a decorated function returns a future of the call's result,
+// resolved when begin runs it. Callbacks run one at a time, in completion
+// order, on the thread that called begin: a tuple result is passed as
+// callback(*result), anything else as callback(result). A failed call makes
+// its dependents skip; the others still run; then begin fails naming every
+// failed and skipped call. A dependency with neither a queued nor a
+// completed call is an error before anything runs.
+
+// semisyncState is the interpreter's queue of calls and record of
+// completions (kept until clear).
+type semisyncState struct {
+	mu        sync.Mutex
+	queue     []*semiCall
+	completed map[*semisyncFunc]int
+	round     int
+}
+
+func newSemisyncState() *semisyncState {
+	return &semisyncState{completed: map[*semisyncFunc]int{}}
+}
+
+type semiCall struct {
+	fn      *semisyncFunc
+	args    starlark.Tuple
+	kwargs  []starlark.Tuple
+	where   string // position of the call that queued it
+	fut     *engine.Future[starlark.Value]
+	resolve func(starlark.Value, error) bool
+}
+
+func (c *semiCall) String() string {
+	return fmt.Sprintf("%s(%s) queued at %s", c.fn.name, shortArgs(c.args, c.kwargs), c.where)
+}
+
+// shortArgs renders call arguments for messages, abbreviated.
+func shortArgs(args starlark.Tuple, kwargs []starlark.Tuple) string {
+	var b strings.Builder
+	for i, a := range args {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(a.String())
+	}
+	for i, kv := range kwargs {
+		if i > 0 || len(args) > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%s", kv[0].(starlark.String).GoString(), kv[1])
+	}
+	if s := b.String(); len(s) > 40 {
+		return s[:37] + "..."
+	}
+	return b.String()
+}
+
+// semisyncFunc is a function decorated with @semisync.
+type semisyncFunc struct {
+	name     string
+	fn       starlark.Callable
+	callback starlark.Value // nil if none
+	deps     []*semisyncFunc
+}
+
+var (
+	_ starlark.Callable = (*semisyncFunc)(nil)
+	_ preparable        = (*semisyncFunc)(nil)
+)
+
+func (s *semisyncFunc) String() string        { return fmt.Sprintf("<semisync function %s>", s.name) }
+func (s *semisyncFunc) Type() string          { return "semisync_function" }
+func (s *semisyncFunc) Freeze()               {}
+func (s *semisyncFunc) Truth() starlark.Bool  { return true }
+func (s *semisyncFunc) Hash() (uint32, error) { return hashPointer(s), nil }
+func (s *semisyncFunc) Name() string          { return s.name }
+
+func (s *semisyncFunc) prepareValues(yield func(starlark.Value) error) error {
+	if err := yield(s.fn); err != nil {
+		return err
+	}
+	if s.callback != nil {
+		return yield(s.callback)
+	}
+	return nil
+}
+
+// CallInternal queues a call and returns its future.
+func (s *semisyncFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	ts := stateOf(th)
+	if ts == nil {
+		return nil, fmt.Errorf("%s: semisync functions need a semisync interpreter", s.name)
+	}
+	if ts.worker != nil {
+		return nil, fmt.Errorf("%s: cannot queue a semisync call from a running task; queue calls on the thread that calls semisync.begin", s.name)
+	}
+	in := ts.in
+	if err := in.prepareArgs(th, s.name, false, nil, args, kwargs); err != nil {
+		return nil, err
+	}
+	fut, resolve := engine.NewPromise[starlark.Value]()
+	c := &semiCall{fn: s, args: args, kwargs: kwargs, where: callerPos(th), fut: fut, resolve: resolve}
+	st := in.sem
+	st.mu.Lock()
+	st.queue = append(st.queue, c)
+	st.mu.Unlock()
+	return newFuture(fut, s.name, c.String()), nil
+}
+
+// semisyncValue is the predeclared semisync: a decorator with begin and
+// clear methods.
+type semisyncValue struct{}
+
+var (
+	_ starlark.Callable = semisyncValue{}
+	_ starlark.HasAttrs = semisyncValue{}
+)
+
+func (semisyncValue) String() string        { return "<semisync>" }
+func (semisyncValue) Type() string          { return "semisync" }
+func (semisyncValue) Freeze()               {}
+func (semisyncValue) Truth() starlark.Bool  { return true }
+func (semisyncValue) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: semisync") }
+func (semisyncValue) Name() string          { return "semisync" }
+
+var semisyncMethods = map[string]*starlark.Builtin{
+	"begin": starlark.NewBuiltin("semisync.begin", semisyncBegin),
+	"clear": starlark.NewBuiltin("semisync.clear", semisyncClear),
+}
+
+func (s semisyncValue) Attr(name string) (starlark.Value, error) {
+	return methodAttr(s, semisyncMethods, name)
+}
+func (semisyncValue) AttrNames() []string { return sortedKeys(semisyncMethods) }
+
+// CallInternal implements both @semisync and @semisync(callback, dependencies).
+func (semisyncValue) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(args) == 1 && len(kwargs) == 0 {
+		if _, ok := args[0].(starlark.Callable); ok {
+			return decorateSemisync(args[0], nil, nil)
+		}
+	}
+	var callback starlark.Value = starlark.None
+	var deps *starlark.List
+	if err := starlark.UnpackArgs("semisync", args, kwargs, "callback?", &callback, "dependencies?", &deps); err != nil {
+		return nil, err
+	}
+	if callback != starlark.None {
+		if _, ok := callback.(starlark.Callable); !ok {
+			return nil, fmt.Errorf("semisync: callback: got %s, want a function or None", callback.Type())
+		}
+	}
+	var ds []*semisyncFunc
+	if deps != nil {
+		for i := 0; i < deps.Len(); i++ {
+			d, ok := deps.Index(i).(*semisyncFunc)
+			if !ok {
+				return nil, fmt.Errorf("semisync: dependencies[%d]: got %s, want a @semisync function", i, deps.Index(i).Type())
+			}
+			ds = append(ds, d)
+		}
+	}
+	return starlark.NewBuiltin("semisync.decorator", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var fn starlark.Callable
+		if err := starlark.UnpackPositionalArgs("semisync", args, kwargs, 1, &fn); err != nil {
+			return nil, err
+		}
+		return decorateSemisync(fn, callback, ds)
+	}), nil
+}
+
+func decorateSemisync(fn starlark.Value, callback starlark.Value, deps []*semisyncFunc) (starlark.Value, error) {
+	c, ok := fn.(starlark.Callable)
+	if !ok {
+		return nil, fmt.Errorf("semisync: got %s, want a function", fn.Type())
+	}
+	if callback == starlark.None {
+		callback = nil
+	}
+	return &semisyncFunc{name: c.Name(), fn: c, callback: callback, deps: deps}, nil
+}
+
+func semisyncClear(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+		return nil, err
+	}
+	ts := stateOf(th)
+	if ts == nil {
+		return nil, fmt.Errorf("%s: needs a semisync interpreter", b.Name())
+	}
+	st := ts.in.sem
+	st.mu.Lock()
+	queue := st.queue
+	st.queue = nil
+	st.completed = map[*semisyncFunc]int{}
+	st.mu.Unlock()
+	for _, c := range queue {
+		c.resolve(nil, fmt.Errorf("%s was cleared before semisync.begin ran it", c))
+	}
+	return starlark.None, nil
+}
+
+func semisyncBegin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var future bool
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "_future?", &future); err != nil {
+		return nil, err
+	}
+	ts := stateOf(th)
+	if ts == nil {
+		return nil, fmt.Errorf("%s: needs a semisync interpreter", b.Name())
+	}
+	in := ts.in
+	st := in.sem
+	st.mu.Lock()
+	batch := st.queue
+	st.queue = nil
+	st.round++
+	round := st.round
+	st.mu.Unlock()
+
+	r, err := in.planBegin(th, b.Name(), batch, round, future)
+	if err != nil {
+		for _, c := range batch {
+			c.resolve(nil, err)
+		}
+		return nil, err
+	}
+	if !future {
+		return starlark.None, r.run(contextOf(th), th, in.executor(th))
+	}
+	desc := fmt.Sprintf("semisync.begin(_future=True) at %s", callerPos(th))
+	var fut *engine.Future[starlark.Value]
+	if in.opts.Sequential {
+		fut = engine.Resolved[starlark.Value](starlark.None, r.run(contextOf(th), th, in.executor(th)))
+	} else {
+		fut = engine.Go(contextOf(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+			unblock := w.Block() // this worker mostly waits; callbacks are short
+			defer unblock()
+			wth := w.Local.(*starlark.Thread)
+			return withContext(ctx, wth, func() (starlark.Value, error) {
+				return starlark.None, r.run(ctx, wth, in.pool)
+			})
+		})
+	}
+	f := newFuture(fut, b.Name(), desc)
+	in.track(f)
+	return f, nil
+}
+
+// beginRun is one validated batch of semisync calls, ready to run.
+type beginRun struct {
+	in    *Interpreter
+	op    string
+	batch []*semiCall
+	graph engine.Graph
+	round int
+}
+
+// planBegin checks a batch and builds its graph.
+func (in *Interpreter) planBegin(th *starlark.Thread, op string, batch []*semiCall, round int, background bool) (*beginRun, error) {
+	r := &beginRun{in: in, op: op, batch: batch, round: round}
+	byFn := map[*semisyncFunc][]int{}
+	for i, c := range batch {
+		byFn[c.fn] = append(byFn[c.fn], i)
+		if err := in.prepareArgs(th, op, background, c.fn, c.args, c.kwargs); err != nil {
+			return nil, err
+		}
+	}
+	st := in.sem
+	st.mu.Lock()
+	completed := make(map[*semisyncFunc]bool, len(st.completed))
+	for f, n := range st.completed {
+		completed[f] = n > 0
+	}
+	st.mu.Unlock()
+	joins := map[*semisyncFunc]string{}
+	for _, c := range batch {
+		for _, d := range c.fn.deps {
+			if _, queued := byFn[d]; !queued && !completed[d] {
+				return nil, fmt.Errorf("%s: %s depends on %s, which has no queued or completed call; queue %s() first or drop the dependency",
+					op, c, d.name, d.name)
+			}
+		}
+	}
+	for i, c := range batch {
+		var deps []string
+		for _, d := range c.fn.deps {
+			calls, queued := byFn[d]
+			if !queued {
+				continue // completed earlier
+			}
+			if len(calls) == 1 {
+				deps = append(deps, strconv.Itoa(calls[0]))
+				continue
+			}
+			j, ok := joins[d]
+			if !ok {
+				j = "join " + strconv.Itoa(calls[0])
+				joins[d] = j
+				names := make([]string, len(calls))
+				for k, ci := range calls {
+					names[k] = strconv.Itoa(ci)
+				}
+				if err := r.graph.Add(j, nil, names...); err != nil {
+					return nil, err
+				}
+			}
+			deps = append(deps, j)
+		}
+		c := c
+		key := taskKey{prefix: "semisync:" + strconv.Itoa(round) + ":" + c.fn.name, n: i}
+		err := r.graph.Add(strconv.Itoa(i), func(ctx context.Context, w *engine.Worker) (any, error) {
+			return in.runTask(ctx, w, key, c.fn.fn, c.args, c.kwargs)
+		}, deps...)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// run runs the batch on ex; callbacks run on th (the goroutine calling run).
+func (r *beginRun) run(ctx context.Context, th *starlark.Thread, ex engine.Executor) error {
+	st := r.in.sem
+	err := r.graph.Run(ctx, ex, func(name string, v any) error {
+		i, _ := strconv.Atoi(name)
+		c := r.batch[i]
+		res := v.(starlark.Value)
+		if c.fn.callback != nil {
+			args := starlark.Tuple{res}
+			if t, ok := res.(starlark.Tuple); ok {
+				args = t
+			}
+			if _, err := starlark.Call(th, c.fn.callback, args, nil); err != nil {
+				return &callbackError{err}
+			}
+		}
+		st.mu.Lock()
+		st.completed[c.fn]++
+		st.mu.Unlock()
+		c.resolve(res, nil)
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	ge, ok := err.(*engine.GraphError)
+	if !ok {
+		for _, c := range r.batch {
+			c.resolve(nil, err)
+		}
+		return fmt.Errorf("%s: %w", r.op, err)
+	}
+	return r.explain(ge)
+}
+
+// callbackError marks the failure of a callback (rather than of the call).
+type callbackError struct{ err error }
+
+func (e *callbackError) Error() string { return e.err.Error() }
+func (e *callbackError) Unwrap() error { return e.err }
+
+// explain resolves the handles of calls that did not succeed and builds
+// begin's error: each failed call with its traceback, each skipped call
+// with the failure that made it skip.
+func (r *beginRun) explain(ge *engine.GraphError) error {
+	call := func(name string) *semiCall {
+		i, err := strconv.Atoi(name)
+		if err != nil {
+			return nil // a join node
+		}
+		return r.batch[i]
+	}
+	var b strings.Builder
+	skipped := 0
+	for _, s := range ge.Skipped {
+		if call(s.Name) != nil {
+			skipped++
+		}
+	}
+	fmt.Fprintf(&b, "%s: %d of %d calls failed", r.op, len(ge.Failed), len(r.batch))
+	if skipped > 0 {
+		fmt.Fprintf(&b, ", %d skipped", skipped)
+	}
+	if n := len(ge.Cancelled); n > 0 {
+		fmt.Fprintf(&b, ", %d not started: %v", n, ge.Cause)
+	}
+	// Report the first few of each kind in full; resolve every handle.
+	const maxShown = 5
+	frozen := false
+	for k, f := range ge.Failed {
+		c := call(f.Name)
+		what := c.String() + " failed"
+		if cb, ok := f.Err.(*callbackError); ok {
+			what = fmt.Sprintf("callback %s of %s failed", c.fn.callback.(starlark.Callable).Name(), c)
+			f.Err = cb.err
+		}
+		c.resolve(nil, &TaskError{Op: r.op, Task: c.String(), Err: f.Err})
+		text := errText(f.Err)
+		frozen = frozen || strings.Contains(text, "frozen")
+		if k < maxShown {
+			fmt.Fprintf(&b, "\n  %s:\n%s", what, indent(indent(text)))
+		} else if k == maxShown {
+			fmt.Fprintf(&b, "\n  ... and %d more failed calls", len(ge.Failed)-maxShown)
+		}
+	}
+	shown := 0
+	for _, s := range ge.Skipped {
+		if c := call(s.Name); c != nil {
+			cause := call(s.Because)
+			c.resolve(nil, fmt.Errorf("%s: %s skipped: %s failed", r.op, c, cause))
+			if shown++; shown <= maxShown {
+				fmt.Fprintf(&b, "\n  %s skipped: its dependency %s failed", c, cause)
+			} else if shown == maxShown+1 {
+				fmt.Fprintf(&b, "\n  ... and %d more skipped calls", skipped-maxShown)
+			}
+		}
+	}
+	if frozen {
+		b.WriteString("\nhint: values a call can reach are frozen when it starts, so tasks cannot change script state;\n" +
+			"return results (callbacks receive them) or share state through Manager().list(), .dict() or .Namespace()")
+	}
+	for _, name := range ge.Cancelled {
+		if c := call(name); c != nil {
+			c.resolve(nil, fmt.Errorf("%s: %s not started: %v", r.op, c, ge.Cause))
+		}
+	}
+	return &beginError{msg: b.String(), ge: ge}
+}
+
+// beginError is the error of a failed semisync.begin.
+type beginError struct {
+	msg string
+	ge  *engine.GraphError
+}
+
+func (e *beginError) Error() string { return e.msg }
+func (e *beginError) Unwrap() error { return e.ge }
