@@ -56,6 +56,11 @@ type binding struct {
 	sites  int             // number of binding occurrences
 	rebind bool            // bound in a loop, by augmented assignment, or more than once
 	where  syntax.Position // the last binding occurrence
+
+	// undecorated is the position of the def whose decorators re-bind the
+	// name; while the slot holds that function, the decorators have not
+	// run yet.
+	undecorated syntax.Position
 }
 
 // analyze walks a resolved file.
@@ -132,9 +137,36 @@ func (a *analyzer) bindLHS(e syntax.Expr, loop int, aug bool) {
 }
 
 func (a *analyzer) stmts(list []syntax.Stmt, loop int) {
-	for _, s := range list {
+	for i, s := range list {
+		if i > 0 && decorates(list[i-1], s) {
+			// f = dec(f) right after def f (what a decorator becomes) completes
+			// the def's binding rather than re-binding f: nothing runs in
+			// between but the decorator. Until it has run, the slot still holds
+			// the undecorated function, which prepare treats as unsettled.
+			as := s.(*syntax.AssignStmt)
+			a.expr(as.RHS, loop)
+			id := as.LHS.(*syntax.Ident)
+			if b := a.sites[id.Binding.(*resolve.Binding).First]; b != nil {
+				b.undecorated = list[i-1].(*syntax.DefStmt).Function.(*resolve.Function).Pos
+			}
+			continue
+		}
 		a.stmt(s, loop)
 	}
+}
+
+// decorates reports whether s assigns to the name that prev, a def, bound.
+func decorates(prev, s syntax.Stmt) bool {
+	def, ok := prev.(*syntax.DefStmt)
+	if !ok {
+		return false
+	}
+	as, ok := s.(*syntax.AssignStmt)
+	if !ok || as.Op != syntax.EQ {
+		return false
+	}
+	id, ok := as.LHS.(*syntax.Ident)
+	return ok && id.Name == def.Name.Name
 }
 
 func (a *analyzer) stmt(s syntax.Stmt, loop int) {
@@ -405,6 +437,9 @@ func (p *preparer) function(fn *starlark.Function) error {
 		for _, name := range fi.globals {
 			b := info.globals[name]
 			v, bound := globals[name]
+			if f, ok := v.(*starlark.Function); ok && b.undecorated.IsValid() && posOf(f.Position()) == posOf(b.undecorated) {
+				bound = false // its decorators have not run yet
+			}
 			if !bound || b.rebind {
 				settled = false
 			}

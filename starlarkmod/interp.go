@@ -80,8 +80,11 @@ type Interpreter struct {
 	modulesOnce sync.Once
 	mods        map[string]starlark.StringDict
 
-	bgMu sync.Mutex
-	bg   []*Future // background work to wait for before exit
+	bgMu   sync.Mutex
+	bg     []*Future                       // background work to wait for before exit
+	atExit []func(ctx context.Context) error // more of it: drain dispatchers, ...
+
+	tasks taskLog
 
 }
 
@@ -349,18 +352,85 @@ func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, 
 	return prog, nil
 }
 
+// ExecChunk runs src, one REPL entry, on th. Names bound by earlier
+// chunks (globals) are visible to it as predeclared names; the result holds
+// globals updated with the chunk's own bindings. If the chunk's last
+// statement is an expression (other than a call that returns None), its
+// value is returned as val and bound to "_". Decorators work as in files.
+func (in *Interpreter) ExecChunk(th *starlark.Thread, filename string, src []byte, globals starlark.StringDict) (result starlark.StringDict, val starlark.Value, err error) {
+	f, err := decorator.Parse(fileOptions, filename, src, 0)
+	if err != nil {
+		return globals, nil, err
+	}
+	// Bind a trailing expression statement to a hidden global, keeping its
+	// position, so its value can be shown.
+	const hidden = "__semisync_value__"
+	if n := len(f.Stmts); n > 0 {
+		if es, ok := f.Stmts[n-1].(*syntax.ExprStmt); ok {
+			start, _ := es.X.Span()
+			f.Stmts[n-1] = &syntax.AssignStmt{
+				OpPos: start,
+				Op:    syntax.EQ,
+				LHS:   &syntax.Ident{NamePos: start, Name: hidden},
+				RHS:   es.X,
+			}
+		}
+	}
+	env := make(starlark.StringDict, len(globals)+16)
+	for k, v := range in.Predeclared() {
+		env[k] = v
+	}
+	for k, v := range globals {
+		env[k] = v
+	}
+	prog, err := starlark.FileProgram(f, env.Has)
+	if err != nil {
+		return globals, nil, err
+	}
+	in.progs.Store(prog, analyze(f))
+	g, err := prog.Init(th, env)
+	result = make(starlark.StringDict, len(globals)+len(g))
+	for k, v := range globals {
+		result[k] = v
+	}
+	for k, v := range g {
+		if k != hidden {
+			result[k] = v
+		}
+	}
+	if v, ok := g[hidden]; ok && err == nil && v != starlark.None {
+		val = v
+		result["_"] = v
+	}
+	return result, val, err
+}
+
 // Wait waits for the background work started so far (futures, graphs run
-// with _future=True) and returns an error listing the failures nobody
-// observed, or ctx's cause if ctx ends first.
+// with _future=True, pending dispatcher messages) and returns an error
+// listing the failures nobody observed, or ctx's cause if ctx ends first.
 func (in *Interpreter) Wait(ctx context.Context) error {
 	var errs []string
 	for {
 		in.bgMu.Lock()
-		bg := in.bg
+		bg, hooks := in.bg, in.atExit
 		in.bg = nil
 		in.bgMu.Unlock()
+		for _, h := range hooks {
+			if err := h(ctx); err != nil {
+				if ctx.Err() != nil {
+					return context.Cause(ctx)
+				}
+				errs = append(errs, err.Error())
+			}
+		}
 		if len(bg) == 0 {
-			break
+			in.bgMu.Lock()
+			more := len(in.bg) > 0
+			in.bgMu.Unlock()
+			if !more {
+				break
+			}
+			continue
 		}
 		for _, f := range bg {
 			if _, err := f.f.Result(ctx); err != nil {
@@ -384,6 +454,21 @@ func (in *Interpreter) track(f *Future) {
 	in.bgMu.Lock()
 	in.bg = append(in.bg, f)
 	in.bgMu.Unlock()
+}
+
+// onWait registers h to run each time [Interpreter.Wait] runs (before the
+// interpreter exits): it waits for background work that is not a future,
+// such as a dispatcher's queue, and returns its unobserved failures.
+func (in *Interpreter) onWait(h func(ctx context.Context) error) {
+	in.bgMu.Lock()
+	in.atExit = append(in.atExit, h)
+	in.bgMu.Unlock()
+}
+
+// report writes a message (possibly several lines) to the interpreter's
+// error output, line-atomically with respect to other output there.
+func (in *Interpreter) report(msg string) {
+	in.errOut.line(strings.TrimRight(msg, "\n"))
 }
 
 // Close waits for background work and stops the worker pool. The
