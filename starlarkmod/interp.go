@@ -81,11 +81,10 @@ type Interpreter struct {
 	mods        map[string]starlark.StringDict
 
 	bgMu   sync.Mutex
-	bg     []*Future                       // background work to wait for before exit
+	bg     []*Future                         // background work to wait for before exit
 	atExit []func(ctx context.Context) error // more of it: drain dispatchers, ...
 
 	tasks taskLog
-
 }
 
 // New returns an interpreter configured by opts.
@@ -259,14 +258,17 @@ func (in *Interpreter) executor(th *starlark.Thread) engine.Executor {
 // worker's thread is the caller's), it just calls fn. The result is frozen.
 func (in *Interpreter) runTask(ctx context.Context, w *engine.Worker, task taskKey, fn starlark.Callable, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	th := w.Local.(*starlark.Thread)
-	if w.ID == 0 { // inline: the caller's own thread
+	ts := stateOf(th)
+	if w.ID == 0 { // inline: the caller's own thread; only the task identity changes
+		saved, savedRng := ts.task, ts.rng
+		ts.task, ts.rng = task, nil
 		v, err := starlark.Call(th, fn, args, kwargs)
+		ts.task, ts.rng = saved, savedRng
 		if err == nil {
 			v.Freeze()
 		}
 		return v, err
 	}
-	ts := stateOf(th)
 	ts.task, ts.rng = task, nil
 	th.Steps = 0
 	v, err := withContext(ctx, th, func() (starlark.Value, error) {

@@ -289,5 +289,3 @@ func randomSeed(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	}
 	return starlark.None, nil
 }
-
-

@@ -22,10 +22,13 @@ import (
 var update = flag.Bool("update", false, "rewrite the .golden files of script tests")
 
 // TestScripts runs every .star file in starlarkmod/testdata (package tests),
-// testdata (acceptance tests) and scripts (the examples), each as a subtest.
-// A script's printed output, then its stderr and its final error (if any),
-// must match NAME.golden next to it; go test -run TestScripts -update
-// rewrites the golden files. Scripts can load("assert.star", "assert").
+// testdata (acceptance tests) and scripts (the examples), each as a subtest,
+// twice: in parallel and in sequential mode. A script's printed output, then
+// its stderr and its final error (if any), must match NAME.golden next to
+// it; in sequential mode, NAME.sequential.golden if the output differs (only
+// the order of lines may: results are the same). go test -run TestScripts
+// -update rewrites the golden files. Scripts can load("assert.star",
+// "assert"); a script containing "# parallel-only" skips sequential mode.
 func TestScripts(t *testing.T) {
 	for _, dir := range []string{"testdata", "../testdata", "../scripts"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.star"))
@@ -33,36 +36,49 @@ func TestScripts(t *testing.T) {
 		for _, file := range files {
 			t.Run(file, func(t *testing.T) {
 				t.Parallel()
-				runScript(t, file, false)
+				golden := strings.TrimSuffix(file, ".star") + ".golden"
+				seqGolden := strings.TrimSuffix(file, ".star") + ".sequential.golden"
+				got := runScript(t, file, false)
+				checkGolden(t, golden, got)
+				src, err := os.ReadFile(file)
+				require.NoError(t, err)
+				if bytes.Contains(src, []byte("# parallel-only")) {
+					return
+				}
+				seq := runScript(t, file, true)
+				if *update {
+					if seq != got {
+						checkGolden(t, seqGolden, seq)
+					} else {
+						os.Remove(seqGolden)
+					}
+					return
+				}
+				if _, err := os.Stat(seqGolden); err == nil {
+					checkGolden(t, seqGolden, seq)
+				} else {
+					checkGolden(t, golden, seq)
+				}
 			})
 		}
 	}
 }
 
-// TestScriptsSequential runs the same scripts in sequential mode: every
-// result, and so every golden file, must be the same.
-func TestScriptsSequential(t *testing.T) {
+func checkGolden(t *testing.T, golden, got string) {
+	t.Helper()
 	if *update {
-		t.Skip("golden files are written by TestScripts")
+		require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
+		return
 	}
-	for _, dir := range []string{"testdata", "../testdata", "../scripts"} {
-		files, err := filepath.Glob(filepath.Join(dir, "*.star"))
-		require.NoError(t, err)
-		for _, file := range files {
-			t.Run(file, func(t *testing.T) {
-				t.Parallel()
-				runScript(t, file, true)
-			})
-		}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v\n(run go test ./starlarkmod -run TestScripts -update to create it)\ngot:\n%s", err, got)
 	}
+	assert.Equal(t, string(want), got, "output differs from %s", golden)
 }
 
-func runScript(t *testing.T, file string, sequential bool) {
-	src, err := os.ReadFile(file)
-	require.NoError(t, err)
-	if sequential && bytes.Contains(src, []byte("# parallel-only")) {
-		t.Skip("the script measures parallelism")
-	}
+// runScript runs file and returns its output, stderr and error as one text.
+func runScript(t *testing.T, file string, sequential bool) string {
 	assertModule, err := starlarktest.LoadAssertModule()
 	require.NoError(t, err)
 	var stdout, stderr bytes.Buffer
@@ -94,14 +110,5 @@ func runScript(t *testing.T, file string, sequential bool) {
 		}
 		got += "--- error ---\n" + msg + "\n"
 	}
-	golden := strings.TrimSuffix(file, ".star") + ".golden"
-	if *update {
-		require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
-		return
-	}
-	want, rerr := os.ReadFile(golden)
-	if rerr != nil {
-		t.Fatalf("%v\n(run go test ./starlarkmod -run TestScripts -update to create it)\ngot:\n%s", rerr, got)
-	}
-	assert.Equal(t, string(want), got, "output of %s differs from %s (sequential=%v)", file, golden, sequential)
+	return got
 }

@@ -113,4 +113,3 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	}
 	return 1
 }
-
