@@ -29,6 +29,7 @@ type Future struct {
 	desc     string // what it is the future of, e.g. "revenue() queued at x.star:3:1"
 	op       string // the builtin that started it, for errors
 	observed atomic.Bool
+	seq      uint64 // set by Interpreter.track
 }
 
 var (

@@ -7,9 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.starlark.net/starlark"
@@ -80,8 +82,11 @@ type Interpreter struct {
 	modulesOnce sync.Once
 	mods        map[string]starlark.StringDict
 
+	rootCtx atomic.Value // context.Context of the latest ExecFile or MainThread
+
 	bgMu   sync.Mutex
-	bg     []*Future                         // background work to wait for before exit
+	bg     map[*Future]struct{}              // background work to wait for before exit
+	bgSeq  uint64                            // numbers tracked futures, for reporting in order
 	atExit []func(ctx context.Context) error // more of it: drain dispatchers, ...
 
 	tasks taskLog
@@ -157,6 +162,7 @@ type threadState struct {
 	worker *engine.Worker // nil on a main thread
 	task   taskKey        // identity of the running task, for random seeding
 	rng    *randState     // created on first use in a task
+	inline int            // depth of tasks run inline on this thread (sequential mode)
 }
 
 const (
@@ -200,10 +206,12 @@ func contextOf(th *starlark.Thread) context.Context {
 	return context.Background()
 }
 
-// isWorker reports whether th is a worker thread (running a task).
+// isWorker reports whether th is running a task: it is a worker thread,
+// or a task runs inline on it (sequential mode), so that both modes apply
+// the same rules.
 func isWorker(th *starlark.Thread) bool {
 	ts := stateOf(th)
-	return ts != nil && ts.worker != nil
+	return ts != nil && (ts.worker != nil || ts.inline > 0)
 }
 
 // block marks th's worker as waiting; call the result when the wait ends.
@@ -262,7 +270,9 @@ func (in *Interpreter) runTask(ctx context.Context, w *engine.Worker, task taskK
 	if w.ID == 0 { // inline: the caller's own thread; only the task identity changes
 		saved, savedRng := ts.task, ts.rng
 		ts.task, ts.rng = task, nil
+		ts.inline++
 		v, err := starlark.Call(th, fn, args, kwargs)
+		ts.inline--
 		ts.task, ts.rng = saved, savedRng
 		if err == nil {
 			v.Freeze()
@@ -296,12 +306,8 @@ func (k taskKey) String() string { return k.prefix + "#" + strconv.Itoa(k.n) }
 // before returning, and returns the first error: the script's, else one
 // reporting unobserved background failures.
 func (in *Interpreter) ExecFile(ctx context.Context, path string) (starlark.StringDict, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return nil, err
-	}
 	if in.root == "" {
-		in.root = filepath.Dir(abs)
+		in.root = filepath.Dir(path)
 	}
 	src, err := os.ReadFile(path)
 	if err != nil {
@@ -323,7 +329,23 @@ func (in *Interpreter) ExecFile(ctx context.Context, path string) (starlark.Stri
 func (in *Interpreter) MainThread(ctx context.Context, name string) *starlark.Thread {
 	th := in.newThread(name, nil)
 	th.SetLocal(localContext, ctx)
+	in.rootCtx.Store(ctxBox{ctx})
 	return th
+}
+
+type ctxBox struct{ context.Context }
+
+// bgContext returns the context for background work started from th
+// (a future, begin(_future=True)): the thread's own context on a main
+// thread, but the session's on a worker, because a task's context ends with
+// the task while what it starts in the background must outlive it.
+func (in *Interpreter) bgContext(th *starlark.Thread) context.Context {
+	if isWorker(th) {
+		if b, ok := in.rootCtx.Load().(ctxBox); ok {
+			return b.Context
+		}
+	}
+	return contextOf(th)
 }
 
 // execModule parses (with decorators), compiles, records and runs one
@@ -434,7 +456,7 @@ func (in *Interpreter) Wait(ctx context.Context) error {
 			}
 			continue
 		}
-		for _, f := range bg {
+		for _, f := range sortedFutures(bg) {
 			if _, err := f.f.Result(ctx); err != nil {
 				if ctx.Err() != nil {
 					return context.Cause(ctx)
@@ -451,11 +473,24 @@ func (in *Interpreter) Wait(ctx context.Context) error {
 	return nil
 }
 
-// track records background work for [Interpreter.Wait].
+// track records background work for [Interpreter.Wait]: until it is done,
+// and afterwards if it failed (its error may need reporting).
 func (in *Interpreter) track(f *Future) {
 	in.bgMu.Lock()
-	in.bg = append(in.bg, f)
+	if in.bg == nil {
+		in.bg = map[*Future]struct{}{}
+	}
+	in.bgSeq++
+	f.seq = in.bgSeq
+	in.bg[f] = struct{}{}
 	in.bgMu.Unlock()
+	f.f.OnDone(func() {
+		if _, err, _ := f.f.Peek(); err == nil {
+			in.bgMu.Lock()
+			delete(in.bg, f)
+			in.bgMu.Unlock()
+		}
+	})
 }
 
 // onWait registers h to run each time [Interpreter.Wait] runs (before the
@@ -524,4 +559,14 @@ func callerPos(th *starlark.Thread) string {
 		return "?"
 	}
 	return th.CallFrame(1).Pos.String()
+}
+
+// sortedFutures returns the futures of set in the order they were tracked.
+func sortedFutures(set map[*Future]struct{}) []*Future {
+	list := make([]*Future, 0, len(set))
+	for f := range set {
+		list = append(list, f)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
+	return list
 }

@@ -34,6 +34,11 @@ func (in *Interpreter) Predeclared() starlark.StringDict {
 			"Lock":     starlark.NewBuiltin("Lock", newLock),
 			"sleep":    sleepBuiltin,
 			"argv":     list,
+
+			"future":       starlark.NewBuiltin("future", futureDecorator),
+			"is_async":     starlark.NewBuiltin("is_async", isAsync),
+			"wait":         starlark.NewBuiltin("wait", waitAll),
+			"as_completed": starlark.NewBuiltin("as_completed", asCompleted),
 		}
 		in.predecl.Freeze()
 	})
@@ -56,6 +61,13 @@ func (in *Interpreter) modules() map[string]starlark.StringDict {
 			"random":          randomModule,
 			"math":            math.Module.Members,
 			"json":            json.Module.Members,
+			"synchronicity":   {"Synchronizer": starlark.NewBuiltin("Synchronizer", newSynchronizer)},
+			"concert.helpers": {
+				"future":       pre["future"],
+				"is_async":     pre["is_async"],
+				"wait":         pre["wait"],
+				"as_completed": pre["as_completed"],
+			},
 		}
 		for name, m := range in.opts.Modules {
 			in.mods[name] = m
@@ -117,25 +129,38 @@ func (in *Interpreter) load(th *starlark.Thread, module string) (starlark.String
 	return e.globals, err
 }
 
-// underRoot resolves path (symbolic links included) and checks that it is
-// inside the interpreter's root.
+// underRoot checks that path is inside the interpreter's root, both as
+// written and with symbolic links resolved, and returns the resolved path.
 func (in *Interpreter) underRoot(path string) (string, error) {
 	root := in.root
 	if root == "" {
 		root = "."
 	}
-	realRoot, err := filepath.EvalSymlinks(root)
+	inside := func(root, p string) bool {
+		rel, err := filepath.Rel(root, p)
+		return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+	}
+	absRoot, err := filepath.Abs(root)
 	if err != nil {
 		return "", err
 	}
-	realRoot, _ = filepath.Abs(realRoot)
-	real, err := filepath.EvalSymlinks(path)
+	abs, err := filepath.Abs(path)
 	if err != nil {
-		return "", fmt.Errorf("cannot load %s: %w", path, errors.Unwrap(err))
+		return "", err
 	}
-	real, _ = filepath.Abs(real)
-	if rel, err := filepath.Rel(realRoot, real); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return "", fmt.Errorf("cannot load %s: it is outside the script's root %s", path, realRoot)
+	if !inside(absRoot, abs) {
+		return "", fmt.Errorf("%s is outside the script's root directory %s", path, root)
+	}
+	realRoot, err := filepath.EvalSymlinks(absRoot)
+	if err != nil {
+		return "", err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, errors.Unwrap(err))
+	}
+	if !inside(realRoot, real) {
+		return "", fmt.Errorf("%s is a link to a file outside the script's root directory %s", path, root)
 	}
 	return real, nil
 }

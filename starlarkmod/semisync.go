@@ -111,7 +111,7 @@ func (s *semisyncFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kw
 	if ts == nil {
 		return nil, fmt.Errorf("%s: semisync functions need a semisync interpreter", s.name)
 	}
-	if ts.worker != nil {
+	if isWorker(th) {
 		return nil, fmt.Errorf("%s: cannot queue a semisync call from a running task; queue calls on the thread that calls semisync.begin", s.name)
 	}
 	in := ts.in
@@ -253,7 +253,7 @@ func semisyncBegin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	if in.opts.Sequential {
 		fut = engine.Resolved[starlark.Value](starlark.None, r.run(contextOf(th), th, in.executor(th)))
 	} else {
-		fut = engine.Go(contextOf(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+		fut = engine.Go(in.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 			unblock := w.Block() // this worker mostly waits; callbacks are short
 			defer unblock()
 			wth := w.Local.(*starlark.Thread)

@@ -1,0 +1,321 @@
+package starlarkmod
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"go.starlark.net/starlark"
+
+	"github.com/semisync/semisync/engine"
+)
+
+// Futures, after concert (@async, here @future since async is reserved in
+// Starlark) and synchronicity:
+//
+//	@future                          calling the function returns a Future at once;
+//	                                 the call runs on a worker (see [Future] for its methods)
+//	is_async(f)                      whether f is a @future function
+//	wait(futures, timeout=None)      waits for all; raises the first error in list order;
+//	                                 returns the list of results
+//	as_completed(futures, timeout=None)
+//	                                 iterates over the futures in completion order
+//	Synchronizer()                   has create_blocking(f): calls of the result block and
+//	                                 return f's result; f(x, _future=True) returns a Future
+//
+// A future's function is background work: it may outlive the line that
+// started it, so it may not read a global or captured variable that can
+// still be re-bound (see crossing.go). Futures keep running while the
+// script goes on; the interpreter waits for all of them before it exits and
+// reports the errors nobody looked at. In sequential mode a call runs at
+// once, on the calling thread, and returns a resolved future.
+
+// asyncFunc is a @future function.
+type asyncFunc struct {
+	fn    starlark.Callable
+	calls atomic.Int64
+}
+
+var (
+	_ starlark.Callable = (*asyncFunc)(nil)
+	_ preparable        = (*asyncFunc)(nil)
+)
+
+func (a *asyncFunc) String() string        { return fmt.Sprintf("<future function %s>", a.fn.Name()) }
+func (a *asyncFunc) Type() string          { return "future_function" }
+func (a *asyncFunc) Freeze()               {}
+func (a *asyncFunc) Truth() starlark.Bool  { return true }
+func (a *asyncFunc) Hash() (uint32, error) { return hashPointer(a), nil }
+func (a *asyncFunc) Name() string          { return a.fn.Name() }
+
+func (a *asyncFunc) prepareValues(yield func(starlark.Value) error) error { return yield(a.fn) }
+
+func (a *asyncFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	return startFuture(th, a.fn, "future", args, kwargs, int(a.calls.Add(1)))
+}
+
+// startFuture starts fn(*args, **kwargs) as background work and returns
+// its Future. n numbers the calls of fn, for deterministic random streams.
+func startFuture(th *starlark.Thread, fn starlark.Callable, op string, args starlark.Tuple, kwargs []starlark.Tuple, n int) (starlark.Value, error) {
+	in := interpOf(th)
+	if in == nil {
+		return nil, fmt.Errorf("%s: needs a semisync interpreter", fn.Name())
+	}
+	if err := in.prepareArgs(th, fn.Name(), true, fn, args, kwargs); err != nil {
+		return nil, err
+	}
+	desc := fmt.Sprintf("%s(%s) called at %s", fn.Name(), shortArgs(args, kwargs), callerPos(th))
+	rec := in.record(op, desc)
+	key := taskKey{prefix: op + ":" + fn.Name(), n: n}
+	f := engine.Go(in.bgContext(th), in.executor(th), func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+		return in.runTask(ctx, w, key, fn, args, kwargs)
+	})
+	f.OnDone(func() {
+		_, err, _ := f.Peek()
+		rec.finish(err)
+	})
+	fut := newFuture(f, fn.Name(), desc)
+	in.track(fut)
+	return fut, nil
+}
+
+func futureDecorator(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var fn starlark.Callable
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &fn); err != nil {
+		return nil, err
+	}
+	return &asyncFunc{fn: fn}, nil
+}
+
+func isAsync(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var v starlark.Value
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &v); err != nil {
+		return nil, err
+	}
+	_, ok := v.(*asyncFunc)
+	return starlark.Bool(ok), nil
+}
+
+// futuresArg unpacks an iterable of futures.
+func futuresArg(op string, v starlark.Iterable) ([]*Future, error) {
+	var fs []*Future
+	it := v.Iterate()
+	defer it.Done()
+	var x starlark.Value
+	for i := 0; it.Next(&x); i++ {
+		f, ok := x.(*Future)
+		if !ok {
+			return nil, fmt.Errorf("%s: element %d: got %s, want future", op, i, x.Type())
+		}
+		fs = append(fs, f)
+	}
+	return fs, nil
+}
+
+// deadline returns a context for th's waits limited by timeout (if set).
+func deadline(th *starlark.Thread, t timeoutArg) (context.Context, context.CancelFunc) {
+	ctx := contextOf(th)
+	if t.d > 0 {
+		return context.WithTimeoutCause(ctx, t.d, engine.ErrTimeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+func waitAll(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var list starlark.Iterable
+	var t timeoutArg
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "futures", &list, "timeout?", &t); err != nil {
+		return nil, err
+	}
+	fs, err := futuresArg(b.Name(), list)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := deadline(th, t)
+	defer cancel()
+	unblock := block(th)
+	defer unblock()
+	results := make([]starlark.Value, len(fs))
+	var first error
+	for i, f := range fs {
+		f.observed.Store(true)
+		v, err := f.f.Result(ctx)
+		if err != nil && ctx.Err() != nil && !f.f.IsDone() {
+			if context.Cause(ctx) == engine.ErrTimeout {
+				return nil, fmt.Errorf("%s: timed out after %s waiting for %s", b.Name(), t.d, f.desc)
+			}
+			return nil, fmt.Errorf("%s: %w", b.Name(), context.Cause(ctx))
+		}
+		if err != nil && first == nil {
+			first = f.wrap(b.Name(), err)
+		}
+		results[i] = v
+		if v == nil {
+			results[i] = starlark.None
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
+	return starlark.NewList(results), nil
+}
+
+func asCompleted(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var list starlark.Iterable
+	var t timeoutArg
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "futures", &list, "timeout?", &t); err != nil {
+		return nil, err
+	}
+	fs, err := futuresArg(b.Name(), list)
+	if err != nil {
+		return nil, err
+	}
+	ac := &completedIter{th: th, op: b.Name(), timeout: t.d, ch: make(chan *Future, len(fs)), n: len(fs)}
+	for _, f := range fs {
+		f.observed.Store(true)
+		f.f.OnDone(func() { ac.ch <- f })
+	}
+	return ac, nil
+}
+
+// completedIter is the iterable returned by as_completed. It belongs to the
+// thread that called as_completed: on timeout or cancellation it cancels
+// that thread (an iterator cannot return an error), so the loop fails with
+// the reason rather than ending as if every future were done.
+type completedIter struct {
+	th      *starlark.Thread
+	op      string
+	timeout time.Duration
+	ch      chan *Future
+	n       int
+	used    atomic.Bool
+}
+
+func (c *completedIter) String() string        { return fmt.Sprintf("<as_completed of %d futures>", c.n) }
+func (c *completedIter) Type() string          { return "as_completed" }
+func (c *completedIter) Freeze()               {}
+func (c *completedIter) Truth() starlark.Bool  { return true }
+func (c *completedIter) Hash() (uint32, error) { return hashPointer(c), nil }
+
+func (c *completedIter) Iterate() starlark.Iterator {
+	it := &completedIterator{c: c, left: c.n}
+	if c.used.Swap(true) {
+		it.left = 0
+		c.th.Cancel(c.op + ": the result of as_completed can be iterated only once")
+	}
+	if c.timeout > 0 {
+		it.deadline = time.Now().Add(c.timeout)
+	}
+	return it
+}
+
+type completedIterator struct {
+	c        *completedIter
+	left     int
+	deadline time.Time
+}
+
+func (it *completedIterator) Next(p *starlark.Value) bool {
+	if it.left == 0 {
+		return false
+	}
+	c := it.c
+	select {
+	case f := <-c.ch:
+		it.left--
+		*p = f
+		return true
+	default:
+	}
+	unblock := block(c.th)
+	defer unblock()
+	ctx := contextOf(c.th)
+	var timeout <-chan time.Time
+	if !it.deadline.IsZero() {
+		t := time.NewTimer(time.Until(it.deadline))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case f := <-c.ch:
+		it.left--
+		*p = f
+		return true
+	case <-timeout:
+		c.th.Cancel(fmt.Sprintf("%s: timed out after %s with %d of %d futures not done", c.op, c.timeout, it.left, c.n))
+	case <-ctx.Done():
+		c.th.Cancel(fmt.Sprintf("%s: %v", c.op, context.Cause(ctx)))
+	}
+	return false
+}
+
+func (it *completedIterator) Done() {}
+
+// synchronizer is synchronicity's Synchronizer().
+type synchronizer struct{}
+
+var synchronizerMethods = map[string]*starlark.Builtin{
+	"create_blocking": starlark.NewBuiltin("Synchronizer.create_blocking", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var fn starlark.Callable
+		if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &fn); err != nil {
+			return nil, err
+		}
+		return &blockingFunc{fn: fn}, nil
+	}),
+}
+
+func newSynchronizer(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+		return nil, err
+	}
+	return synchronizer{}, nil
+}
+
+func (synchronizer) String() string        { return "<Synchronizer>" }
+func (synchronizer) Type() string          { return "Synchronizer" }
+func (synchronizer) Freeze()               {}
+func (synchronizer) Truth() starlark.Bool  { return true }
+func (synchronizer) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: Synchronizer") }
+func (s synchronizer) Attr(name string) (starlark.Value, error) {
+	return methodAttr(s, synchronizerMethods, name)
+}
+func (synchronizer) AttrNames() []string { return sortedKeys(synchronizerMethods) }
+
+// blockingFunc is a function wrapped by Synchronizer.create_blocking: a
+// plain call runs it on the calling thread and returns its result (the
+// traceback stays whole); f(..., _future=True) starts it as a future.
+type blockingFunc struct {
+	fn    starlark.Callable
+	calls atomic.Int64
+}
+
+var (
+	_ starlark.Callable = (*blockingFunc)(nil)
+	_ preparable        = (*blockingFunc)(nil)
+)
+
+func (s *blockingFunc) String() string        { return fmt.Sprintf("<synchronized function %s>", s.fn.Name()) }
+func (s *blockingFunc) Type() string          { return "synchronized_function" }
+func (s *blockingFunc) Freeze()               {}
+func (s *blockingFunc) Truth() starlark.Bool  { return true }
+func (s *blockingFunc) Hash() (uint32, error) { return hashPointer(s), nil }
+func (s *blockingFunc) Name() string          { return s.fn.Name() }
+
+func (s *blockingFunc) prepareValues(yield func(starlark.Value) error) error { return yield(s.fn) }
+
+func (s *blockingFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	future := false
+	rest := kwargs[:0:0]
+	for _, kv := range kwargs {
+		if kv[0].(starlark.String) == "_future" {
+			future = bool(kv[1].Truth())
+			continue
+		}
+		rest = append(rest, kv)
+	}
+	if future {
+		return startFuture(th, s.fn, "future", args, rest, int(s.calls.Add(1)))
+	}
+	return starlark.Call(th, s.fn, args, rest)
+}
