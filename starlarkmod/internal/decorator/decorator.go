@@ -41,12 +41,12 @@
 //     the decorator, and the caller frame in the backtrace of an error
 //     raised inside the decorator, report the '@' line:col, much as
 //     Python reports the decorator line.
-//   - Each CallExpr's Rparen is the last rune of the def statement, so
-//     each call spans from its decorator expression to the end of the
-//     def it applies to, calls nest properly, and the AssignStmt's Span
-//     ends where the def's does. (Ending the calls at their decorator
-//     instead would make the Span of a block whose last statement is a
-//     decorated def end before that def.)
+//   - Each CallExpr's Rparen is one column before the end of the def's
+//     Span, so each call spans from its decorator expression to the end
+//     of the def it applies to, the calls nest properly, and the
+//     AssignStmt's Span ends where the def's does. (Calls that ended at
+//     their decorator would make a block whose last statement is a
+//     decorated def end, by Span, before that def.)
 //
 // The synthesized AssignStmt's Span starts at the def name, after its RHS
 // starts; apart from that, every node has a sensible Span, and every node
@@ -60,6 +60,7 @@
 package decorator // import "github.com/semisync/semisync/starlarkmod/internal/decorator"
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"unicode/utf8"
@@ -69,11 +70,11 @@ import (
 
 // A decorator is one '@' line found in the source.
 type decorator struct {
-	at     syntax.Position // position of the '@'
-	start  int             // byte offset of the '@'
-	text   int             // byte offset of the expression text
-	end    int             // byte offset of the end of the expression text
-	expr   syntax.Expr     // parsed expression
+	at    syntax.Position // position of the '@'
+	start int             // byte offset of the '@'
+	text  int             // byte offset of the expression text
+	end   int             // byte offset of the end of the expression text
+	expr  syntax.Expr     // parsed expression
 }
 
 // A group is a run of decorators applied to one def.
@@ -90,6 +91,9 @@ type defKey struct{ line, col int32 }
 // Syntax errors are syntax.Error values with exact positions; a decorator
 // not followed by a def at the same indentation is reported at its '@'.
 func Parse(opts *syntax.FileOptions, filename string, src []byte, mode syntax.Mode) (*syntax.File, error) {
+	if bytes.IndexByte(src, '@') < 0 {
+		return opts.Parse(filename, src, mode)
+	}
 	lines, _ := lex(src)
 	if !hasDecorator(lines) {
 		return opts.Parse(filename, src, mode)
@@ -284,10 +288,18 @@ func StartsDecorator(line string) bool {
 	return strings.HasPrefix(strings.TrimLeft(line, " \t"), "@")
 }
 
+// Incomplete reports whether src, the input of a REPL chunk so far, ends
+// inside brackets, inside a string literal, or after a backslash line
+// continuation, so the chunk cannot end at the next blank line.
+func Incomplete(src []byte) bool {
+	_, open := lex(src)
+	return open
+}
+
 // ParseCompoundStmt is like opts.ParseCompoundStmt, for a REPL, but also
 // accepts a def statement preceded by decorators. If the first line
-// starts a decorator, it reads lines until a blank line outside brackets
-// and string literals, as Python's REPL does, and parses them with Parse,
+// starts a decorator, it reads lines until a blank line that is not
+// Incomplete, as Python's REPL does, and parses them with Parse,
 // so the result may hold the def, its synthesized assignment, and any
 // statements entered before the blank line. Otherwise it defers to
 // opts.ParseCompoundStmt.
@@ -305,7 +317,7 @@ func ParseCompoundStmt(opts *syntax.FileOptions, filename string, readline func(
 	}
 	buf := append([]byte(nil), first...)
 	for line := first; ; {
-		if _, open := lex(buf); !open && strings.TrimLeft(string(line), " \t\r\n") == "" {
+		if !Incomplete(buf) && strings.TrimLeft(string(line), " \t\r\n") == "" {
 			break
 		}
 		line, err = readline()
