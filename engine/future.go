@@ -18,7 +18,7 @@ var ErrTimeout = errors.New("timed out")
 // A Future is the eventual result of a task: a value of type T or an error.
 // It is resolved exactly once. All methods are safe for concurrent use.
 type Future[T any] struct {
-	done      chan struct{}
+	done      chan struct{} // made on demand by Done, under mu; closed when resolved
 	resolved  atomic.Bool
 	cancelled atomic.Bool
 	val       T
@@ -33,13 +33,25 @@ type Future[T any] struct {
 // resolve reports whether this call resolved the future; later calls (and
 // calls after [Future.Cancel]) do nothing.
 func NewPromise[T any]() (*Future[T], func(T, error) bool) {
-	f := &Future[T]{done: make(chan struct{})}
-	return f, func(v T, err error) bool { return f.resolve(v, err, false) }
+	p := new(Promise[T])
+	return &p.Future, p.Resolve
 }
+
+// A Promise is a [Future] resolved by its owner rather than by a task. The
+// zero Promise is pending and ready to use; embed it to allocate a future
+// together with the record it belongs to.
+type Promise[T any] struct {
+	Future[T]
+}
+
+// Resolve resolves the promise's future with v and err and reports whether
+// this call did so; later calls (and calls after [Future.Cancel]) do
+// nothing.
+func (p *Promise[T]) Resolve(v T, err error) bool { return p.resolve(v, err, false) }
 
 // Resolved returns a future that is already resolved with v and err.
 func Resolved[T any](v T, err error) *Future[T] {
-	f := &Future[T]{done: make(chan struct{})}
+	f := new(Future[T])
 	f.resolve(v, err, false)
 	return f
 }
@@ -49,7 +61,7 @@ func Resolved[T any](v T, err error) *Future[T] {
 // is resolved with the refusal. A panic in fn is re-raised by
 // [Future.Result].
 func Go[T any](ctx context.Context, ex Executor, fn func(ctx context.Context, w *Worker) (T, error)) *Future[T] {
-	f := &Future[T]{done: make(chan struct{})}
+	f := new(Future[T])
 	ctx, cancel := context.WithCancelCause(ctx)
 	f.cancel = cancel
 	err := ex.Go(ctx, func(ctx context.Context, w *Worker) {
@@ -84,7 +96,9 @@ func (f *Future[T]) resolve(v T, err error, cancelled bool) bool {
 		f.cancelled.Store(true)
 	}
 	f.resolved.Store(true)
-	close(f.done)
+	if f.done != nil {
+		close(f.done)
+	}
 	cbs := f.cbs
 	f.cbs = nil
 	f.mu.Unlock()
@@ -94,8 +108,29 @@ func (f *Future[T]) resolve(v T, err error, cancelled bool) bool {
 	return true
 }
 
-// Done returns a channel that is closed when the future is resolved.
-func (f *Future[T]) Done() <-chan struct{} { return f.done }
+// closed is the Done channel of every future resolved before anyone asked.
+var closed = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// Done returns a channel that is closed when the future is resolved. Most
+// futures are never waited on through a channel, so it is made on demand.
+func (f *Future[T]) Done() <-chan struct{} {
+	if f.resolved.Load() {
+		return closed
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.resolved.Load() {
+		return closed
+	}
+	if f.done == nil {
+		f.done = make(chan struct{})
+	}
+	return f.done
+}
 
 // IsDone reports whether the future is resolved.
 func (f *Future[T]) IsDone() bool { return f.resolved.Load() }
@@ -104,11 +139,9 @@ func (f *Future[T]) IsDone() bool { return f.resolved.Load() }
 // value and error. If the task panicked, Result panics with its
 // [*PanicError]. If ctx ends first, Result returns ctx's cause.
 func (f *Future[T]) Result(ctx context.Context) (T, error) {
-	select {
-	case <-f.done:
-	default:
+	if !f.resolved.Load() {
 		select {
-		case <-f.done:
+		case <-f.Done():
 		case <-ctx.Done():
 			var zero T
 			return zero, context.Cause(ctx)

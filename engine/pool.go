@@ -177,9 +177,20 @@ func (p *Pool) run(w *Worker, it item) {
 		it = item{}
 
 		p.mu.Lock()
+		// A worker that came back from Block while others ran in its
+		// place is one too many: it retires rather than take queued work,
+		// which would keep more than Limit tasks running. The queue is not
+		// stranded: at least Limit other workers are runnable, and since
+		// workers only go idle when the queue is empty, they are busy and
+		// will pop it when their tasks end.
+		if p.workers-p.blocked > p.opts.Limit {
+			p.workers--
+			p.mu.Unlock()
+			return
+		}
 		next, ok := p.queue.pop()
 		if !ok {
-			if p.closed || p.workers-p.blocked > p.opts.Limit {
+			if p.closed {
 				p.workers--
 				p.mu.Unlock()
 				return

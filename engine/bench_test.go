@@ -1,0 +1,137 @@
+package engine_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/semisync/semisync/engine"
+)
+
+// BenchmarkPoolTrivial submits b.N tasks that do nothing but count down; it
+// measures the cost of handing a task to a worker.
+func BenchmarkPoolTrivial(b *testing.B) {
+	p := engine.NewPool(engine.PoolOptions{})
+	defer p.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	task := func(context.Context, *engine.Worker) { wg.Done() }
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	wg.Add(b.N)
+	for range b.N {
+		if err := p.Go(ctx, task); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+}
+
+// BenchmarkGoStatementTrivial is the baseline for BenchmarkPoolTrivial: a
+// new goroutine per task.
+func BenchmarkGoStatementTrivial(b *testing.B) {
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	wg.Add(b.N)
+	for range b.N {
+		go wg.Done()
+	}
+	wg.Wait()
+}
+
+// BenchmarkGraphIndependent runs one Graph of b.N independent trivial
+// nodes; ns/op is the cost per node.
+func BenchmarkGraphIndependent(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		newEx func() (engine.Executor, func())
+	}{
+		{"Pool", func() (engine.Executor, func()) {
+			p := engine.NewPool(engine.PoolOptions{})
+			return p, p.Close
+		}},
+		{"Inline", func() (engine.Executor, func()) { return engine.Inline{}, func() {} }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ex, stop := bc.newEx()
+			defer stop()
+			fn := func(context.Context, *engine.Worker) (any, error) { return nil, nil }
+			var g engine.Graph
+			for i := range b.N {
+				if err := g.Add(strconv.Itoa(i), fn); err != nil {
+					b.Fatal(err)
+				}
+			}
+			done := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			err := g.Run(context.Background(), ex, func(string, any) error {
+				done++
+				return nil
+			})
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if done != b.N {
+				b.Fatalf("%d nodes reported, want %d", done, b.N)
+			}
+		})
+	}
+}
+
+// BenchmarkFutureGo starts a task with Go and waits for its Result, b.N
+// times in a row.
+func BenchmarkFutureGo(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		newEx func() (engine.Executor, func())
+	}{
+		{"Pool", func() (engine.Executor, func()) {
+			p := engine.NewPool(engine.PoolOptions{})
+			return p, p.Close
+		}},
+		{"Inline", func() (engine.Executor, func()) { return engine.Inline{}, func() {} }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ex, stop := bc.newEx()
+			defer stop()
+			ctx := context.Background()
+			fn := func(_ context.Context, w *engine.Worker) (int, error) { return 1, nil }
+			b.ReportAllocs()
+			b.ResetTimer()
+			sum := 0
+			for range b.N {
+				v, err := engine.Go(ctx, ex, fn).Result(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sum += v
+			}
+			b.StopTimer()
+			if sum != b.N {
+				b.Fatalf("sum %d, want %d", sum, b.N)
+			}
+		})
+	}
+}
+
+// BenchmarkFutureGoParallel is BenchmarkFutureGo from GOMAXPROCS
+// goroutines at once, on one Pool.
+func BenchmarkFutureGoParallel(b *testing.B) {
+	p := engine.NewPool(engine.PoolOptions{})
+	defer p.Close()
+	ctx := context.Background()
+	fn := func(_ context.Context, w *engine.Worker) (int, error) { return 1, nil }
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := engine.Go(ctx, p, fn).Result(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
