@@ -289,8 +289,9 @@ func (a *analyzer) expr(e syntax.Expr, loop int) {
 type preparer struct {
 	in         *Interpreter
 	background bool
-	what       string // the builtin, for error messages
-	seen       map[starlark.Value]bool
+	what       string           // the builtin, for error messages
+	seen       []starlark.Value // containers and functions visited (a cycle stops here)
+	seenSet    map[starlark.Value]bool
 	unsettled  bool                 // some function reached may still change
 	settled    []*starlark.Function // functions to remember as safe if none may
 }
@@ -339,14 +340,29 @@ type preparable interface {
 	prepareValues(yield func(starlark.Value) error) error
 }
 
+// mark records v as visited and reports whether it was new. Most walks
+// visit a handful of values, so a slice comes first; a map takes over for
+// big ones.
 func (p *preparer) mark(v starlark.Value) bool {
-	if p.seen == nil {
-		p.seen = map[starlark.Value]bool{}
+	if p.seenSet != nil {
+		if p.seenSet[v] {
+			return false
+		}
+		p.seenSet[v] = true
+		return true
 	}
-	if p.seen[v] {
-		return false
+	for _, x := range p.seen {
+		if x == v {
+			return false
+		}
 	}
-	p.seen[v] = true
+	p.seen = append(p.seen, v)
+	if len(p.seen) > 16 {
+		p.seenSet = make(map[starlark.Value]bool, 2*len(p.seen))
+		for _, x := range p.seen {
+			p.seenSet[x] = true
+		}
+	}
 	return true
 }
 

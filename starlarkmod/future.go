@@ -26,8 +26,8 @@ import (
 // A Future is safe to share between threads; it is hashable by identity.
 type Future struct {
 	f        *engine.Future[starlark.Value]
-	desc     string // what it is the future of, e.g. "revenue() queued at x.star:3:1"
-	op       string // the builtin that started it, for errors
+	about    fmt.Stringer // what it is the future of, e.g. "revenue() queued at x.star:3:1"
+	op       string       // the builtin that started it, for errors
 	observed atomic.Bool
 	seq      uint64 // set by Interpreter.track
 }
@@ -37,8 +37,21 @@ var (
 )
 
 func newFuture(f *engine.Future[starlark.Value], op, desc string) *Future {
-	return &Future{f: f, op: op, desc: desc}
+	return &Future{f: f, op: op, about: text(desc)}
 }
+
+// newFutureOf is newFuture with a description formatted only when needed
+// (most futures never print one).
+func newFutureOf(f *engine.Future[starlark.Value], op string, about fmt.Stringer) *Future {
+	return &Future{f: f, op: op, about: about}
+}
+
+type text string
+
+func (t text) String() string { return string(t) }
+
+// desc describes what f is the future of.
+func (f *Future) desc() string { return f.about.String() }
 
 func (f *Future) String() string {
 	state := "pending"
@@ -52,7 +65,7 @@ func (f *Future) String() string {
 			state = "done"
 		}
 	}
-	return fmt.Sprintf("<future %s: %s>", f.desc, state)
+	return fmt.Sprintf("<future %s: %s>", f.desc(), state)
 }
 func (f *Future) Type() string          { return "future" }
 func (f *Future) Freeze()               {}
@@ -123,9 +136,9 @@ func (f *Future) outcome(th *starlark.Thread, b *starlark.Builtin, timeout time.
 func (f *Future) wrap(op string, err error) error {
 	switch {
 	case errors.Is(err, engine.ErrTimeout):
-		return fmt.Errorf("%s: timed out waiting for %s", op, f.desc)
+		return fmt.Errorf("%s: timed out waiting for %s", op, f.desc())
 	case f.f.Cancelled():
-		return fmt.Errorf("%s: %s was cancelled", op, f.desc)
+		return fmt.Errorf("%s: %s was cancelled", op, f.desc())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -133,7 +146,7 @@ func (f *Future) wrap(op string, err error) error {
 	if errors.As(err, &te) && te == err {
 		return err // already says where it came from
 	}
-	return &TaskError{Op: op, Task: f.desc, Err: err}
+	return &TaskError{Op: op, Task: f.desc(), Err: err}
 }
 
 func futureResult(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

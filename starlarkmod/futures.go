@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 
 	"github.com/semisync/semisync/engine"
 )
@@ -65,8 +66,8 @@ func startFuture(th *starlark.Thread, fn starlark.Callable, op string, args star
 	if err := in.prepareArgs(th, fn.Name(), true, fn, args, kwargs); err != nil {
 		return nil, err
 	}
-	desc := fmt.Sprintf("%s(%s) called at %s", fn.Name(), shortArgs(args, kwargs), callerPos(th))
-	rec := in.record(op, desc)
+	call := &futureCall{fn: fn, args: args, kwargs: kwargs, pos: th.CallFrame(1).Pos}
+	rec := in.recordOf(op, call)
 	key := taskKey{prefix: op + ":" + fn.Name(), n: n}
 	f := engine.Go(in.bgContext(th), in.executor(th), func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		return in.runTask(ctx, w, key, fn, args, kwargs)
@@ -75,9 +76,21 @@ func startFuture(th *starlark.Thread, fn starlark.Callable, op string, args star
 		_, err, _ := f.Peek()
 		rec.finish(err)
 	})
-	fut := newFuture(f, fn.Name(), desc)
+	fut := newFutureOf(f, fn.Name(), call)
 	in.track(fut)
 	return fut, nil
+}
+
+// futureCall describes a future's call for messages, formatted on demand.
+type futureCall struct {
+	fn     starlark.Callable
+	args   starlark.Tuple
+	kwargs []starlark.Tuple
+	pos    syntax.Position
+}
+
+func (c *futureCall) String() string {
+	return fmt.Sprintf("%s(%s) called at %s", c.fn.Name(), shortArgs(c.args, c.kwargs), c.pos)
 }
 
 func futureDecorator(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -143,7 +156,7 @@ func waitAll(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwar
 		v, err := f.f.Result(ctx)
 		if err != nil && ctx.Err() != nil && !f.f.IsDone() {
 			if context.Cause(ctx) == engine.ErrTimeout {
-				return nil, fmt.Errorf("%s: timed out after %s waiting for %s", b.Name(), t.d, f.desc)
+				return nil, fmt.Errorf("%s: timed out after %s waiting for %s", b.Name(), t.d, f.desc())
 			}
 			return nil, fmt.Errorf("%s: %w", b.Name(), context.Cause(ctx))
 		}

@@ -90,6 +90,7 @@ type Interpreter struct {
 	atExit []func(ctx context.Context) error // more of it: drain dispatchers, ...
 
 	tasks taskLog
+	pipes pipelines // coroutines and dispatchers to settle before exit (pipeline.go)
 }
 
 // New returns an interpreter configured by opts.
@@ -117,6 +118,10 @@ func New(opts Options) *Interpreter {
 		Init: func(w *engine.Worker) {
 			th := in.newThread(fmt.Sprintf("worker-%d", w.ID), w)
 			w.Local = th
+		},
+		Exit: func(w *engine.Worker) {
+			th := w.Local.(*starlark.Thread)
+			stateOf(th).unbind(th)
 		},
 	})
 	return in
@@ -163,6 +168,46 @@ type threadState struct {
 	task   taskKey        // identity of the running task, for random seeding
 	rng    *randState     // created on first use in a task
 	inline int            // depth of tasks run inline on this thread (sequential mode)
+
+	// On a worker: the context its thread is bound to, and how to unbind.
+	ctx   context.Context
+	stop  func() bool
+	fired chan struct{}
+}
+
+// bind makes ctx the context of th, a worker's thread, for the next task:
+// cancelling ctx cancels th. Consecutive tasks of one job or graph share a
+// context, so the binding (a context.AfterFunc) is made once per context,
+// not once per task. A thread cancelled for another reason (too many steps)
+// is un-cancelled, unless ctx itself is done.
+func (ts *threadState) bind(th *starlark.Thread, ctx context.Context) {
+	if ts.ctx != ctx {
+		ts.unbind(th)
+		ts.ctx = ctx
+		th.SetLocal(localContext, ctx)
+		fired := make(chan struct{})
+		ts.fired = fired
+		ts.stop = context.AfterFunc(ctx, func() {
+			th.Cancel(cancelReason(ctx))
+			close(fired)
+		})
+	}
+	if ctx.Err() == nil {
+		th.Uncancel()
+	}
+}
+
+// unbind undoes bind, waiting for a cancellation in flight to land first.
+func (ts *threadState) unbind(th *starlark.Thread) {
+	if ts.stop == nil {
+		return
+	}
+	if !ts.stop() {
+		<-ts.fired
+	}
+	th.Uncancel()
+	th.SetLocal(localContext, context.Background())
+	ts.ctx, ts.stop, ts.fired = nil, nil, nil
 }
 
 const (
@@ -226,6 +271,10 @@ func block(th *starlark.Thread) func() {
 // ctx as its context: cancelling ctx cancels th's Starlark code. The thread's
 // previous context and cancellation state are restored afterwards.
 func withContext[T any](ctx context.Context, th *starlark.Thread, f func() (T, error)) (T, error) {
+	if ts := stateOf(th); ts != nil && ts.worker != nil {
+		ts.bind(th, ctx) // a worker's thread stays bound until its next task
+		return f()
+	}
 	prev := th.Local(localContext)
 	th.SetLocal(localContext, ctx)
 	fired := make(chan struct{})
@@ -236,9 +285,13 @@ func withContext[T any](ctx context.Context, th *starlark.Thread, f func() (T, e
 	v, err := f()
 	if !stop() {
 		<-fired // the canceller ran or is running: let it finish before Uncancel
-		if pctx, ok := prev.(context.Context); !ok || pctx.Err() == nil {
-			th.Uncancel()
-		}
+	}
+	// Clear this run's cancellation, whoever caused it: ctx, or an iterator
+	// reporting a failure the only way it can (Thread.Cancel; by now the
+	// failure has surfaced as an error). Otherwise a REPL thread would fail
+	// every later chunk.
+	if pctx, ok := prev.(context.Context); !ok || pctx.Err() == nil {
+		th.Uncancel()
 	}
 	th.SetLocal(localContext, prev)
 	return v, err
@@ -271,8 +324,15 @@ func (in *Interpreter) runTask(ctx context.Context, w *engine.Worker, task taskK
 		saved, savedRng := ts.task, ts.rng
 		ts.task, ts.rng = task, nil
 		ts.inline++
+		depth := th.CallStackDepth()
 		v, err := starlark.Call(th, fn, args, kwargs)
 		ts.inline--
+		// Show the task's own frames only, as a worker's traceback would.
+		if ee, ok := err.(*starlark.EvalError); ok && len(ee.CallStack) > depth {
+			trimmed := *ee
+			trimmed.CallStack = ee.CallStack[depth:]
+			err = &trimmed
+		}
 		ts.task, ts.rng = saved, savedRng
 		if err == nil {
 			v.Freeze()
@@ -281,9 +341,8 @@ func (in *Interpreter) runTask(ctx context.Context, w *engine.Worker, task taskK
 	}
 	ts.task, ts.rng = task, nil
 	th.Steps = 0
-	v, err := withContext(ctx, th, func() (starlark.Value, error) {
-		return starlark.Call(th, fn, args, kwargs)
-	})
+	ts.bind(th, ctx)
+	v, err := starlark.Call(th, fn, args, kwargs)
 	if err == nil {
 		v.Freeze()
 	}
@@ -382,7 +441,7 @@ func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, 
 // statement is an expression (other than a call that returns None), its
 // value is returned as val and bound to "_". Decorators work as in files.
 func (in *Interpreter) ExecChunk(th *starlark.Thread, filename string, src []byte, globals starlark.StringDict) (result starlark.StringDict, val starlark.Value, err error) {
-	f, err := decorator.Parse(fileOptions, filename, src, 0)
+	f, err := decorator.Parse(chunkOptions, filename, src, 0) // see repl_support.go
 	if err != nil {
 		return globals, nil, err
 	}
@@ -407,6 +466,7 @@ func (in *Interpreter) ExecChunk(th *starlark.Thread, filename string, src []byt
 	for k, v := range globals {
 		env[k] = v
 	}
+	seedRebound(f, globals, env) // x += 1 of an earlier chunk's x; see repl_support.go
 	prog, err := starlark.FileProgram(f, env.Has)
 	if err != nil {
 		return globals, nil, err
@@ -462,7 +522,7 @@ func (in *Interpreter) Wait(ctx context.Context) error {
 					return context.Cause(ctx)
 				}
 				if !f.observed.Load() {
-					errs = append(errs, fmt.Sprintf("%s failed:\n%s", f.desc, indent(errText(err))))
+					errs = append(errs, fmt.Sprintf("%s failed:\n%s", f.desc(), indent(errText(err))))
 				}
 			}
 		}

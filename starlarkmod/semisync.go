@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 
 	"github.com/semisync/semisync/engine"
 )
@@ -42,13 +43,15 @@ func newSemisyncState() *semisyncState {
 }
 
 type semiCall struct {
+	promise engine.Promise[starlark.Value] // resolved when the call completes
+	handle  Future                         // its Starlark value, returned to the script
 	fn      *semisyncFunc
 	args    starlark.Tuple
 	kwargs  []starlark.Tuple
-	where   string // position of the call that queued it
-	fut     *engine.Future[starlark.Value]
-	resolve func(starlark.Value, error) bool
+	where   syntax.Position // of the call that queued it
 }
+
+func (c *semiCall) resolve(v starlark.Value, err error) bool { return c.promise.Resolve(v, err) }
 
 func (c *semiCall) String() string {
 	return fmt.Sprintf("%s(%s) queued at %s", c.fn.name, shortArgs(c.args, c.kwargs), c.where)
@@ -118,13 +121,13 @@ func (s *semisyncFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kw
 	if err := in.prepareArgs(th, s.name, false, nil, args, kwargs); err != nil {
 		return nil, err
 	}
-	fut, resolve := engine.NewPromise[starlark.Value]()
-	c := &semiCall{fn: s, args: args, kwargs: kwargs, where: callerPos(th), fut: fut, resolve: resolve}
+	c := &semiCall{fn: s, args: args, kwargs: kwargs, where: th.CallFrame(1).Pos}
+	c.handle = Future{f: &c.promise.Future, op: s.name, about: c}
 	st := in.sem
 	st.mu.Lock()
 	st.queue = append(st.queue, c)
 	st.mu.Unlock()
-	return newFuture(fut, s.name, c.String()), nil
+	return &c.handle, nil
 }
 
 // semisyncValue is the predeclared semisync: a decorator with begin and
@@ -274,16 +277,24 @@ type beginRun struct {
 	batch []*semiCall
 	graph engine.Graph
 	round int
+	where string // position of the begin call, for the task record (see run)
 }
 
 // planBegin checks a batch and builds its graph.
 func (in *Interpreter) planBegin(th *starlark.Thread, op string, batch []*semiCall, round int, background bool) (*beginRun, error) {
-	r := &beginRun{in: in, op: op, batch: batch, round: round}
+	r := &beginRun{in: in, op: op, batch: batch, round: round, where: callerPos(th)}
 	byFn := map[*semisyncFunc][]int{}
 	for i, c := range batch {
 		byFn[c.fn] = append(byFn[c.fn], i)
-		if err := in.prepareArgs(th, op, background, c.fn, c.args, c.kwargs); err != nil {
+		// The arguments were prepared when the call was queued; work that
+		// runs in the background must also pass the stricter check.
+		if err := in.prepareArgs(th, op, background, c.fn, nil, nil); err != nil {
 			return nil, err
+		}
+		if background || isWorker(th) {
+			if err := in.prepareArgs(th, op, true, nil, c.args, c.kwargs); err != nil {
+				return nil, err
+			}
 		}
 	}
 	st := in.sem
@@ -339,8 +350,9 @@ func (in *Interpreter) planBegin(th *starlark.Thread, op string, batch []*semiCa
 	return r, nil
 }
 
-// run runs the batch on ex; callbacks run on th (the goroutine calling run).
-func (r *beginRun) run(ctx context.Context, th *starlark.Thread, ex engine.Executor) error {
+// runGraph runs the batch on ex; callbacks run on th (the goroutine
+// calling it). Call it through run, which records the batch as a task.
+func (r *beginRun) runGraph(ctx context.Context, th *starlark.Thread, ex engine.Executor) error {
 	st := r.in.sem
 	err := r.graph.Run(ctx, ex, func(name string, v any) error {
 		i, _ := strconv.Atoi(name)

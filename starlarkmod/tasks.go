@@ -3,6 +3,7 @@ package starlarkmod
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -21,17 +22,24 @@ type TaskInfo struct {
 	Dur    time.Duration // End-Start, or the time so far
 }
 
-// taskRecord is the interpreter's record of one piece of work.
+// taskRecord is the interpreter's record of one piece of work. Its
+// description is formatted only when someone lists the tasks.
 type taskRecord struct {
-	in   *Interpreter
-	info TaskInfo
+	in     *Interpreter
+	kind   string
+	about  fmt.Stringer
+	start  time.Time
+	end    time.Time
+	status string
+	err    string
 }
 
-// taskLog keeps the most recent records (bounded, so a million futures do
-// not keep a million records).
+// taskLog keeps the most recent records in a ring, so a million futures do
+// not keep a million records.
 type taskLog struct {
 	mu      sync.Mutex
-	records []*taskRecord
+	records []*taskRecord // ring of at most maxTaskRecords
+	next    int           // where the next record goes once the ring is full
 }
 
 const maxTaskRecords = 1000
@@ -39,53 +47,60 @@ const maxTaskRecords = 1000
 // record notes that work of the given kind started. Call finish on the
 // result when it ends.
 func (in *Interpreter) record(kind, desc string) *taskRecord {
-	r := &taskRecord{in: in, info: TaskInfo{Kind: kind, Desc: desc, Start: time.Now(), Status: "running"}}
-	in.tasks.mu.Lock()
-	if len(in.tasks.records) >= maxTaskRecords {
-		// Drop the oldest finished record, if any.
-		for i, old := range in.tasks.records {
-			if !old.info.End.IsZero() {
-				in.tasks.records = append(in.tasks.records[:i], in.tasks.records[i+1:]...)
-				break
-			}
-		}
+	return in.recordOf(kind, text(desc))
+}
+
+// recordOf is record with a lazily formatted description.
+func (in *Interpreter) recordOf(kind string, about fmt.Stringer) *taskRecord {
+	r := &taskRecord{in: in, kind: kind, about: about, start: time.Now(), status: "running"}
+	l := &in.tasks
+	l.mu.Lock()
+	if len(l.records) < maxTaskRecords {
+		l.records = append(l.records, r)
+	} else {
+		l.records[l.next] = r
+		l.next = (l.next + 1) % maxTaskRecords
 	}
-	in.tasks.records = append(in.tasks.records, r)
-	in.tasks.mu.Unlock()
+	l.mu.Unlock()
 	return r
 }
 
 // finish marks the work ended with err (nil: done).
 func (r *taskRecord) finish(err error) {
-	r.in.tasks.mu.Lock()
-	defer r.in.tasks.mu.Unlock()
-	r.info.End = time.Now()
+	end := time.Now()
+	status, msg := "done", ""
 	switch {
 	case err == nil:
-		r.info.Status = "done"
 	case errors.Is(err, engine.ErrCancelled) || errors.Is(err, context.Canceled):
-		r.info.Status = "cancelled"
+		status = "cancelled"
 	default:
-		r.info.Status = "failed"
-		r.info.Err = firstLine(err.Error())
+		status, msg = "failed", err.Error()
 	}
+	r.in.tasks.mu.Lock()
+	r.end, r.status, r.err = end, status, msg
+	r.in.tasks.mu.Unlock()
 }
 
-// Tasks returns the records of recent work, oldest first.
+// Tasks returns the records of recent work (the last 1000), oldest first.
 func (in *Interpreter) Tasks() []TaskInfo {
-	in.tasks.mu.Lock()
-	defer in.tasks.mu.Unlock()
+	l := &in.tasks
+	l.mu.Lock()
+	ring := append(append([]*taskRecord(nil), l.records[l.next:]...), l.records[:l.next]...)
+	infos := make([]TaskInfo, len(ring))
+	for i, r := range ring {
+		infos[i] = TaskInfo{Kind: r.kind, Start: r.start, End: r.end, Status: r.status, Err: firstLine(r.err)}
+	}
+	l.mu.Unlock()
 	now := time.Now()
-	out := make([]TaskInfo, len(in.tasks.records))
-	for i, r := range in.tasks.records {
-		out[i] = r.info
-		if r.info.End.IsZero() {
-			out[i].Dur = now.Sub(r.info.Start)
+	for i, r := range ring {
+		infos[i].Desc = r.about.String()
+		if infos[i].End.IsZero() {
+			infos[i].Dur = now.Sub(infos[i].Start)
 		} else {
-			out[i].Dur = r.info.End.Sub(r.info.Start)
+			infos[i].Dur = infos[i].End.Sub(infos[i].Start)
 		}
 	}
-	return out
+	return infos
 }
 
 func firstLine(s string) string {
