@@ -34,11 +34,20 @@ func (in *Interpreter) Predeclared() starlark.StringDict {
 			"Lock":     starlark.NewBuiltin("Lock", newLock),
 			"sleep":    sleepBuiltin,
 			"argv":     list,
+			"job":      jobBuiltin,
 
 			"future":       starlark.NewBuiltin("future", futureDecorator),
 			"is_async":     starlark.NewBuiltin("is_async", isAsync),
 			"wait":         starlark.NewBuiltin("wait", waitAll),
 			"as_completed": starlark.NewBuiltin("as_completed", asCompleted),
+
+			// pipeline.go, dispatcher.go
+			"coroutine":  starlark.NewBuiltin("coroutine", coroutineDecorator),
+			"generator":  starlark.NewBuiltin("generator", generatorDecorator),
+			"inject":     starlark.NewBuiltin("inject", inject),
+			"broadcast":  starlark.NewBuiltin("broadcast", newBroadcast),
+			"Dispatcher": starlark.NewBuiltin("Dispatcher", newDispatcherBuiltin),
+			"dispatcher": newDispatcher(in, "dispatcher"),
 		}
 		in.predecl.Freeze()
 	})
@@ -56,6 +65,7 @@ func (in *Interpreter) modules() map[string]starlark.StringDict {
 		}
 		in.mods = map[string]starlark.StringDict{
 			"semisync":        {"semisync": pre["semisync"]},
+			"spychronous":     {"SynchronousJob": pre["job"]},
 			"multiprocessing": {"Manager": pre["Manager"], "Lock": pre["Lock"]},
 			"time":            timeMembers,
 			"random":          randomModule,
@@ -67,6 +77,12 @@ func (in *Interpreter) modules() map[string]starlark.StringDict {
 				"is_async":     pre["is_async"],
 				"wait":         pre["wait"],
 				"as_completed": pre["as_completed"],
+				"coroutine":    pre["coroutine"],
+				"generator":    pre["generator"],
+				"inject":       pre["inject"],
+				"broadcast":    pre["broadcast"],
+				"Dispatcher":   pre["Dispatcher"],
+				"dispatcher":   pre["dispatcher"],
 			},
 		}
 		for name, m := range in.opts.Modules {

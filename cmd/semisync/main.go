@@ -2,6 +2,7 @@
 // concurrent work (semisync graphs, shared state), run truly in parallel.
 //
 //	semisync [flags] FILE.star [ARGS...]
+//	semisync [flags] [repl]      the interactive REPL (see package repl)
 //
 // Exit codes: 0 ok, 1 script error, 2 usage, 130 interrupted (Ctrl-C).
 package main
@@ -18,6 +19,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/semisync/semisync/repl"
 	"github.com/semisync/semisync/starlarkmod"
 )
 
@@ -25,8 +27,10 @@ import (
 var version = "0.1.0-dev"
 
 const usage = `usage: semisync [flags] FILE.star [ARGS...]
+       semisync [flags] [repl]
 
 Runs a semisync script. ARGS are visible to the script as argv[1:].
+With no script, or "repl", starts the interactive REPL (:help there).
 
 flags:
 `
@@ -57,13 +61,30 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "semisync %s\n", version)
 		return 0
 	}
-	if fs.NArg() == 0 || fs.Arg(0) == "repl" {
-		fmt.Fprintln(stderr, "semisync: the interactive REPL is not available yet; run a script: semisync FILE.star")
-		fs.Usage()
-		return 2
-	}
 	seeded := false
 	fs.Visit(func(f *flag.Flag) { seeded = seeded || f.Name == "seed" })
+	if fs.NArg() == 0 || fs.Arg(0) == "repl" {
+		args := []string{""} // argv[0] is "", as in Python's interactive mode
+		if fs.NArg() > 0 {
+			args = append(args, fs.Args()[1:]...)
+		}
+		err := repl.RunTerminal(context.Background(), repl.Options{
+			Stdout: stdout,
+			Stderr: stderr,
+			Interp: starlarkmod.Options{
+				Sequential: *sequential,
+				Seed:       *seed,
+				Seeded:     seeded,
+				MaxSteps:   *maxSteps,
+				Args:       args,
+			},
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
 
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)

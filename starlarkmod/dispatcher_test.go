@@ -1,0 +1,73 @@
+package starlarkmod_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/semisync/semisync/starlarkmod"
+)
+
+// slowFirst is a script whose handler sleeps (until interrupted) on the
+// first message, so the second one is still queued when that happens.
+const slowFirst = `
+def handler(sender):
+    if sender == 1:
+        print("sleeping")
+        sleep(3600)
+    print("handled", sender)
+
+dispatcher.subscribe(1, "m", handler)
+dispatcher.subscribe(2, "m", handler)
+dispatcher.send(1, "m")
+dispatcher.send(2, "m")
+dispatcher.wait()
+`
+
+// TestDispatcherInterruptedRun: once the script is interrupted, queued
+// messages are not delivered (nothing new starts) and Close returns.
+func TestDispatcherInterruptedRun(t *testing.T) {
+	for _, m := range modes {
+		if m.sequential {
+			continue // the first handler runs inside send: nothing is queued
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		out := &signalWriter{line: "sleeping\n", seen: make(chan struct{})}
+		go func() {
+			<-out.seen
+			cancel()
+		}()
+		r := runPipeline(t, ctx, slowFirst, starlarkmod.Options{Stdout: out, Sequential: m.sequential})
+		require.Error(t, r.err)
+		assert.Contains(t, r.errText(), "context canceled")
+		assert.Equal(t, "sleeping\n", out.buf.String(), "the queued message is dropped")
+	}
+}
+
+// TestDispatcherResumesAfterInterruptedEntry: in a session (the REPL),
+// interrupting one entry stops its deliveries; what it left is delivered
+// when the interpreter closes.
+func TestDispatcherResumesAfterInterruptedEntry(t *testing.T) {
+	out := &signalWriter{line: "sleeping\n", seen: make(chan struct{})}
+	var errOut syncBuffer
+	in := starlarkmod.New(starlarkmod.Options{Stdout: out, Stderr: &errOut})
+	session := context.Background()
+	th := in.MainThread(session, "repl")
+	entry, cancel := context.WithCancel(session)
+	go func() {
+		<-out.seen
+		cancel()
+	}()
+	path := filepath.Join(t.TempDir(), "entry.star")
+	require.NoError(t, os.WriteFile(path, []byte(slowFirst), 0o644))
+	_, _, err := in.ExecChunkContext(entry, th, "entry.star", []byte(slowFirst), nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "context canceled")
+	require.NoError(t, in.Close())
+	assert.Equal(t, "sleeping\nhandled 2\n", out.buf.String())
+	assert.Empty(t, errOut.String(), "an interrupted handler is not a failure to report")
+}

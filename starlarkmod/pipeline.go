@@ -1,0 +1,629 @@
+package starlarkmod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+
+	"go.starlark.net/starlark"
+)
+
+// Pipelines, after concert's coroutines (concert.helpers):
+//
+//	@generator, @generator(buffer=0)   def g(emit, ...): calling g(...) returns a lazy stream;
+//	                                   its items are what g passes to emit(x)
+//	@coroutine, @coroutine(buffer=0)   def c(inbox, ...): calling c(...) returns a started
+//	                                   consumer; inbox is a blocking iterable of what it is sent
+//	consumer.send(x)                   gives x to the consumer (waits while it is busy, see below)
+//	consumer.close()                   ends its inbox: its for loop over inbox finishes
+//	consumer.result(timeout=None)      waits for the function to return; its return value
+//	inject(source, consumer)           sends every item of any iterable, closes the consumer,
+//	                                   waits, returns its result
+//	broadcast(*consumers)              a consumer that forwards each item to all, in argument
+//	                                   order; closing it closes them all; its result is the
+//	                                   list of theirs
+//
+// # Threads and backpressure
+//
+// A stream's producer runs on a worker thread of its own; a coroutine's
+// function runs on a worker thread of its own. Items cross between threads
+// deep-frozen, like every value that crosses (crossing.go), and functions
+// that cross pass the background rule: they may not read a global or a
+// captured variable that can still be re-bound.
+//
+// Production waits for consumption: without a buffer, emit(x) and send(x)
+// return only once the consumer has taken x (like a send on an unbuffered
+// Go channel: the producer is then free to compute the next item while the
+// consumer works on x). With buffer=N they return at once while fewer than
+// N items wait. Items travel between goroutines in batches when several are
+// queued (engine.Stream), but the consumer sees them one at a time and the
+// bound above is exact. inject moves items in batches of up to 64 when its
+// source is a list, tuple, range, dict or set: such sources do nothing when
+// iterated, so the only difference a script could see is that up to 63
+// items past the one a failing consumer stopped on are already frozen.
+//
+// # Generators
+//
+// A stream starts producing when it is first iterated (not when g() is
+// called: a stream never iterated costs nothing), on a worker, and can be
+// iterated once; a second iteration is an error. Breaking out of the loop
+// (or any early end: an error in the loop, a builtin such as any() that
+// stops early) releases the producer: its emit fails and its thread is
+// cancelled, and the loop's end waits until it has stopped. An error in the
+// producer ends the consumer's loop with that error and the producer's
+// traceback. A stream belongs to the thread that called g(): it cannot be
+// passed to another thread (as an argument of a future or job, an item, a
+// message); pass g and call it there instead. emit likewise works only on
+// the producer's own thread.
+//
+// # Coroutines
+//
+// The consumer's function starts at once on a worker and waits in its
+// inbox. Iterating the inbox takes the next items (the inbox is a queue:
+// a second loop goes on where the first stopped); the loop ends when the
+// consumer is closed. The function's return value is the result. Sending to
+// a closed consumer is an error; sending to a consumer whose function
+// failed is an error that carries its traceback; items sent to a consumer
+// whose function returned are dropped (it takes no more), and inject stops
+// feeding it. A consumer nobody closed is closed when the script ends, and
+// the interpreter waits for it (and reports its failure if nobody saw it).
+//
+// # inject
+//
+// inject(source, consumer) feeds the consumer from the calling thread; if
+// the source is a stream, its producer's emit feeds the consumer directly
+// (one hand-off per item instead of two) while inject waits. If the
+// consumer fails, the source is released at once (a stream's producer
+// stops, even in the middle of computing: its thread is cancelled) and
+// inject fails with the consumer's traceback. If the source fails, the
+// consumer's inbox ends with that error (its function fails) and inject
+// fails with the source's error and traceback.
+//
+// # Sequential mode
+//
+// With Options.Sequential nothing runs on another goroutine, in a
+// deterministic order with the same results:
+//
+//   - A stream's producer runs to completion, on the consuming thread, when
+//     the stream is first iterated, and its items are buffered. So an
+//     endless generator never ends there, even if the loop would break
+//     (Go cannot suspend a Starlark call without a goroutine).
+//   - A coroutine buffers what it is sent and runs its function over the
+//     buffered items, on the thread that closes it, at close; or at
+//     result(), if that comes first: then an inbox that runs dry is an
+//     error, since nothing can be sent while the function runs.
+//   - inject into a coroutine that has not run runs its function at once,
+//     and its inbox pulls the source's items as it asks for them, so a
+//     consumer that returns early stops even an endless range.
+//   - Sending to a consumer whose function failed is an error only once it
+//     has run (at close): the failure surfaces at result() or inject.
+//
+// Tracebacks of work run inline are trimmed to the work's own frames, as
+// on a worker, so output is the same in both modes. Consumers nobody closed
+// are all closed at the end of the script, then run in creation order.
+
+// errFinished is how a consumer says it took nothing more because its
+// function returned.
+var errFinished = errors.New("the consumer's function has returned")
+
+// pipelines is an interpreter's registry of what must be settled before
+// it exits: consumers nobody closed and dispatchers with messages in
+// flight.
+type pipelines struct {
+	once        sync.Once
+	mu          sync.Mutex
+	seq         uint64 // numbers coroutines in creation order
+	open        map[*coroutine]struct{}
+	dispatchers []*dispatcherValue // every dispatcher that ever sent a message
+}
+
+// pipelines returns the registry, registering its exit hook on first use.
+func (in *Interpreter) pipelines() *pipelines {
+	p := &in.pipes
+	p.once.Do(func() { in.onWait(func(ctx context.Context) error { return p.settle(ctx, in) }) })
+	return p
+}
+
+func (p *pipelines) addOpen(c *coroutine) {
+	p.mu.Lock()
+	if p.open == nil {
+		p.open = map[*coroutine]struct{}{}
+	}
+	p.open[c] = struct{}{}
+	p.mu.Unlock()
+}
+
+func (p *pipelines) removeOpen(c *coroutine) {
+	p.mu.Lock()
+	delete(p.open, c)
+	p.mu.Unlock()
+}
+
+func (p *pipelines) addDispatcher(d *dispatcherValue) {
+	p.mu.Lock()
+	p.dispatchers = append(p.dispatchers, d)
+	p.mu.Unlock()
+}
+
+// settle runs when the interpreter waits for background work (the end of
+// a script, Close): it delivers pending messages and closes the consumers
+// nobody closed, in the order they were started, until nothing is left.
+// The interpreter then waits for the consumers' functions like any other
+// background work (and comes back here, should they send more).
+func (p *pipelines) settle(ctx context.Context, in *Interpreter) error {
+	for {
+		// Once the session is interrupted, start nothing new (DESIGN.md,
+		// section 2): drop undelivered messages, fail unrun consumers.
+		interrupted := context.Cause(in.sessionContext())
+		busy := false
+		p.mu.Lock()
+		ds := append([]*dispatcherValue(nil), p.dispatchers...)
+		p.mu.Unlock()
+		for _, d := range ds {
+			if d.q.Pending() == 0 || interrupted != nil {
+				continue
+			}
+			busy = true
+			// A drain stops when its context ends (an interrupted REPL
+			// entry): deliver what it left under ours.
+			th := in.newThread("exit", nil) // runs the handlers in sequential mode
+			if _, err := withContext(ctx, th, func() (struct{}, error) {
+				return struct{}{}, d.q.Resume(ctx, in.executor(th))
+			}); err != nil {
+				return err
+			}
+			if err := d.q.Wait(ctx); err != nil {
+				return err
+			}
+		}
+		p.mu.Lock()
+		open := make([]*coroutine, 0, len(p.open))
+		for c := range p.open {
+			open = append(open, c)
+		}
+		p.mu.Unlock()
+		sort.Slice(open, func(i, j int) bool { return open[i].seq < open[j].seq })
+		if interrupted != nil && in.opts.Sequential {
+			for _, c := range open {
+				c.abort(nil, fmt.Errorf("not run: %w", interrupted))
+			}
+			return nil
+		}
+		if in.opts.Sequential && len(open) > 0 {
+			// All are closed before any runs: one asking another for its
+			// result then sees the end of its inbox, as in parallel mode.
+			for _, c := range open {
+				c.markClosed("the end of the script")
+			}
+			th := in.newThread("exit", nil)
+			withContext(ctx, th, func() (struct{}, error) { //nolint:errcheck // failures are the consumers' results
+				for _, c := range open {
+					if !c.ran {
+						c.runInline(th, true)
+					}
+				}
+				return struct{}{}, nil
+			})
+		}
+		for _, c := range open {
+			busy = true
+			c.closeAt(nil, "the end of the script")
+		}
+		if !busy {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// A consumer takes items: a coroutine, or a broadcast to several.
+type consumer interface {
+	starlark.Value
+	// put gives x (already prepared) to the consumer, waiting as its
+	// buffer requires. It returns errFinished if the consumer's function
+	// has returned (x is dropped), or an error naming op.
+	put(th *starlark.Thread, op string, x starlark.Value) error
+	// putBatch is put for several items, transferred at once.
+	putBatch(th *starlark.Thread, op string, xs []starlark.Value) error
+	// close ends the consumer's inbox; only the first call counts.
+	close(th *starlark.Thread)
+	// abort ends the consumer's inbox with err: its function fails.
+	abort(th *starlark.Thread, err error)
+	// result waits for the function's return value.
+	result(th *starlark.Thread, op string, t timeoutArg) (starlark.Value, error)
+}
+
+// consumerMethods are the Starlark methods shared by every consumer.
+var consumerMethods = map[string]*starlark.Builtin{
+	"send":   starlark.NewBuiltin("consumer.send", consumerSend),
+	"close":  starlark.NewBuiltin("consumer.close", consumerClose),
+	"result": starlark.NewBuiltin("consumer.result", consumerResult),
+}
+
+// boundMethods caches a value's bound consumer methods: c.send(x) in a
+// loop then allocates nothing for the attribute.
+type boundMethods map[string]*starlark.Builtin
+
+func bindConsumerMethods(recv starlark.Value) boundMethods {
+	m := make(boundMethods, len(consumerMethods))
+	for name, b := range consumerMethods {
+		m[name] = b.BindReceiver(recv)
+	}
+	return m
+}
+
+func consumerSend(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var x starlark.Value
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &x); err != nil {
+		return nil, err
+	}
+	if err := prepareItem(interpOf(th), b.Name(), x); err != nil {
+		return nil, err
+	}
+	err := b.Receiver().(consumer).put(th, b.Name(), x)
+	if err != nil && err != errFinished {
+		return nil, err
+	}
+	return starlark.None, nil
+}
+
+func consumerClose(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+		return nil, err
+	}
+	b.Receiver().(consumer).close(th)
+	return starlark.None, nil
+}
+
+func consumerResult(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var t timeoutArg
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "timeout?", &t); err != nil {
+		return nil, err
+	}
+	return b.Receiver().(consumer).result(th, b.Name(), t)
+}
+
+// prepareItem readies an item (a sent value, an emitted one, a message's
+// sender) to cross to another thread. Scalars need nothing; the rest pass
+// the background rule, since the receiving thread runs while the sender's
+// module may still execute.
+func prepareItem(in *Interpreter, op string, x starlark.Value) error {
+	switch x.(type) {
+	case starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, starlark.String, starlark.Bytes:
+		return nil
+	}
+	if in == nil {
+		x.Freeze()
+		return nil
+	}
+	return in.prepareValues(op, true, x)
+}
+
+// broadcastValue is broadcast(*consumers): it forwards each item to every
+// consumer, in argument order, on the sending thread.
+type broadcastValue struct {
+	consumers []consumer
+	methods   boundMethods
+}
+
+var (
+	_ consumer          = (*broadcastValue)(nil)
+	_ starlark.HasAttrs = (*broadcastValue)(nil)
+)
+
+func newBroadcast(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(kwargs) > 0 {
+		return nil, fmt.Errorf("%s: unexpected keyword argument %s", b.Name(), kwargs[0][0])
+	}
+	bc := &broadcastValue{consumers: make([]consumer, len(args))}
+	for i, a := range args {
+		c, ok := a.(consumer)
+		if !ok {
+			return nil, fmt.Errorf("%s: argument %d: got %s, want a consumer (the result of calling a @coroutine function, or a broadcast)", b.Name(), i+1, a.Type())
+		}
+		bc.consumers[i] = c
+	}
+	bc.methods = bindConsumerMethods(bc)
+	return bc, nil
+}
+
+func (bc *broadcastValue) String() string {
+	parts := make([]string, len(bc.consumers))
+	for i, c := range bc.consumers {
+		parts[i] = c.String()
+	}
+	return "<broadcast to " + strings.Join(parts, ", ") + ">"
+}
+func (bc *broadcastValue) Type() string          { return "broadcast" }
+func (bc *broadcastValue) Freeze()               {}
+func (bc *broadcastValue) Truth() starlark.Bool  { return true }
+func (bc *broadcastValue) Hash() (uint32, error) { return hashPointer(bc), nil }
+func (bc *broadcastValue) Attr(name string) (starlark.Value, error) {
+	if m, ok := bc.methods[name]; ok {
+		return m, nil
+	}
+	return nil, nil
+}
+func (bc *broadcastValue) AttrNames() []string { return sortedKeys(consumerMethods) }
+
+// put gives x to every consumer in turn. The broadcast has finished when
+// every consumer has.
+func (bc *broadcastValue) put(th *starlark.Thread, op string, x starlark.Value) error {
+	finished := 0
+	for _, c := range bc.consumers {
+		switch err := c.put(th, op, x); err {
+		case nil:
+		case errFinished:
+			finished++
+		default:
+			return err
+		}
+	}
+	if finished == len(bc.consumers) && finished > 0 {
+		return errFinished
+	}
+	return nil
+}
+
+func (bc *broadcastValue) putBatch(th *starlark.Thread, op string, xs []starlark.Value) error {
+	finished := 0
+	for _, c := range bc.consumers {
+		switch err := c.putBatch(th, op, xs); err {
+		case nil:
+		case errFinished:
+			finished++
+		default:
+			return err
+		}
+	}
+	if finished == len(bc.consumers) && finished > 0 {
+		return errFinished
+	}
+	return nil
+}
+
+func (bc *broadcastValue) close(th *starlark.Thread) {
+	for _, c := range bc.consumers {
+		c.close(th)
+	}
+}
+
+func (bc *broadcastValue) abort(th *starlark.Thread, err error) {
+	for _, c := range bc.consumers {
+		c.abort(th, err)
+	}
+}
+
+// result waits for every consumer and returns the list of their results;
+// the first failure, in argument order, is the error.
+func (bc *broadcastValue) result(th *starlark.Thread, op string, t timeoutArg) (starlark.Value, error) {
+	results := make([]starlark.Value, len(bc.consumers))
+	var first error
+	for i, c := range bc.consumers {
+		v, err := c.result(th, op, t)
+		if err != nil && first == nil {
+			first = err
+		}
+		if v == nil {
+			v = starlark.None
+		}
+		results[i] = v
+	}
+	if first != nil {
+		return nil, first
+	}
+	l := starlark.NewList(results)
+	l.Freeze()
+	return l, nil
+}
+
+// inject(source, consumer) feeds every item of source to consumer, closes
+// it and returns its result (see the top of this file).
+func inject(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var src starlark.Iterable
+	var cv starlark.Value
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "source", &src, "consumer", &cv); err != nil {
+		return nil, err
+	}
+	c, ok := cv.(consumer)
+	if !ok {
+		return nil, fmt.Errorf("%s: consumer: got %s, want a consumer (the result of calling a @coroutine function, or a broadcast)", b.Name(), cv.Type())
+	}
+	in := interpOf(th)
+	if in == nil {
+		return nil, fmt.Errorf("%s: needs a semisync interpreter", b.Name())
+	}
+	if st, ok := src.(*stream); ok && !in.opts.Sequential && !st.frozen.Load() {
+		return st.spliceInto(th, b.Name(), c)
+	}
+	if co, ok := c.(*coroutine); ok && co.inbox == nil {
+		if v, err, ok := co.pullFrom(th, b.Name(), src); ok {
+			return v, err
+		}
+	}
+	var err error
+	if pureIterable(src) {
+		err = feedBatched(th, in, b.Name(), src, c)
+	} else {
+		err = feed(th, in, b.Name(), src, c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.close(th)
+	return c.result(th, b.Name(), timeoutArg{})
+}
+
+// An errIterator is an iterator whose failure Go code can read directly:
+// nextErr is Next, except that it reports a failure as an error instead of
+// cancelling the consuming thread (which is all Next can do). Builtins that
+// iterate (inject, job) should use it when available; streams and inboxes
+// implement it.
+type errIterator interface {
+	starlark.Iterator
+	nextErr(p *starlark.Value) (bool, error)
+}
+
+// feed sends the items of src one at a time.
+func feed(th *starlark.Thread, in *Interpreter, op string, src starlark.Iterable, c consumer) error {
+	it := src.Iterate()
+	defer it.Done() // releases a stream's producer, however we leave
+	eit, _ := it.(errIterator)
+	var x starlark.Value
+	for {
+		var ok bool
+		var err error
+		if eit != nil {
+			ok, err = eit.nextErr(&x)
+		} else {
+			ok = it.Next(&x)
+		}
+		if err != nil {
+			return abortConsumer(th, op, c, err)
+		}
+		if !ok {
+			return nil
+		}
+		if err := prepareItem(in, op, x); err != nil {
+			return abortConsumer(th, op, c, err)
+		}
+		switch err := c.put(th, op, x); err {
+		case nil:
+		case errFinished:
+			return nil
+		default:
+			return err
+		}
+	}
+}
+
+// injectBatch is how many items inject moves at once from a pure source.
+const injectBatch = 64
+
+// feedBatched sends the items of a source that does nothing when iterated,
+// in batches.
+func feedBatched(th *starlark.Thread, in *Interpreter, op string, src starlark.Iterable, c consumer) error {
+	it := src.Iterate()
+	defer it.Done()
+	ctx := contextOf(th)
+	batch := make([]starlark.Value, 0, injectBatch)
+	var x starlark.Value
+	for more := true; more; {
+		more = it.Next(&x)
+		if more {
+			if err := prepareItem(in, op, x); err != nil {
+				return abortConsumer(th, op, c, err)
+			}
+			batch = append(batch, x)
+			if len(batch) < injectBatch {
+				continue
+			}
+		}
+		if len(batch) == 0 {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%s: %w", op, context.Cause(ctx))
+		}
+		switch err := c.putBatch(th, op, batch); err {
+		case nil:
+		case errFinished:
+			return nil
+		default:
+			return err
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+	return nil
+}
+
+// abortConsumer ends c's inbox because the source failed with err, waits
+// for c to stop, and returns err for inject to report.
+func abortConsumer(th *starlark.Thread, op string, c consumer, err error) error {
+	c.abort(th, fmt.Errorf("%s: the source failed", op))
+	c.result(th, op, timeoutArg{}) //nolint:errcheck // its failure is the abort we caused
+	var te *TaskError
+	if errors.As(err, &te) && te == err {
+		return err
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// pureIterable reports whether iterating v runs no code and changes
+// nothing: Starlark's own containers and ranges.
+func pureIterable(v starlark.Value) bool {
+	switch v.(type) {
+	case *starlark.List, starlark.Tuple, *starlark.Dict, *starlark.Set:
+		return true
+	}
+	return reflect.TypeOf(v) == rangeType
+}
+
+// rangeType is the Go type of range(...) values (not exported).
+var rangeType = func() reflect.Type {
+	v, err := starlark.Call(&starlark.Thread{}, starlark.Universe["range"], starlark.Tuple{starlark.MakeInt(1)}, nil)
+	if err != nil {
+		panic(err)
+	}
+	return reflect.TypeOf(v)
+}()
+
+// ownFrames drops from the traceback of err, the error of work that ran
+// inline on a thread (sequential mode), the first depth frames: those of
+// the code that started the work. Its traceback is then what it would be on
+// a worker of its own, and output is the same in both modes.
+func ownFrames(err error, depth int) error {
+	var ee *starlark.EvalError
+	if !errors.As(err, &ee) || ee != err || depth <= 0 || len(ee.CallStack) <= depth {
+		return err
+	}
+	c := *ee
+	c.CallStack = ee.CallStack[depth:]
+	return &c
+}
+
+// emptyIterator yields nothing.
+type emptyIterator struct{}
+
+func (emptyIterator) Next(*starlark.Value) bool { return false }
+func (emptyIterator) Done()                     {}
+
+// decoratorArgs unpacks the two forms of @coroutine and @generator: a bare
+// decorator (one callable argument) or a call with buffer=N returning one.
+// It returns the function (nil for the second form) and the buffer.
+func decoratorArgs(name string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Callable, int, error) {
+	if len(args) == 1 && len(kwargs) == 0 {
+		if fn, ok := args[0].(starlark.Callable); ok {
+			return fn, 0, checkFirstParam(name, fn)
+		}
+	}
+	buffer := 0
+	if err := starlark.UnpackArgs(name, args, kwargs, "buffer?", &buffer); err != nil {
+		return nil, 0, err
+	}
+	if buffer < 0 {
+		return nil, 0, fmt.Errorf("%s: buffer must not be negative, got %d", name, buffer)
+	}
+	return nil, buffer, nil
+}
+
+// checkFirstParam checks that a Starlark function can take the argument
+// that @coroutine (its inbox) or @generator (emit) passes first.
+func checkFirstParam(name string, fn starlark.Callable) error {
+	f, ok := fn.(*starlark.Function)
+	if !ok || f.NumParams() > 0 || f.HasVarargs() {
+		return nil
+	}
+	what := "its inbox"
+	if name == "generator" {
+		what = "emit"
+	}
+	return fmt.Errorf("%s: function %s takes no parameters; its first parameter receives %s", name, f.Name(), what)
+}

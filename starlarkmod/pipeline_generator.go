@@ -1,0 +1,438 @@
+package starlarkmod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"go.starlark.net/starlark"
+
+	"github.com/semisync/semisync/engine"
+)
+
+// @generator: see the top of pipeline.go for the script API.
+
+// errStreamStopped cancels a producer whose consumer stopped iterating.
+var errStreamStopped = errors.New("the consumer stopped iterating")
+
+// generatorDecorator is the predeclared generator: @generator, or
+// @generator(buffer=N).
+func generatorDecorator(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	fn, buffer, err := decoratorArgs(b.Name(), args, kwargs)
+	if err != nil {
+		return nil, err
+	}
+	if fn != nil {
+		return &generatorFunc{fn: fn}, nil
+	}
+	return starlark.NewBuiltin(b.Name(), func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var fn starlark.Callable
+		if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &fn); err != nil {
+			return nil, err
+		}
+		if err := checkFirstParam(b.Name(), fn); err != nil {
+			return nil, err
+		}
+		return &generatorFunc{fn: fn, buffer: buffer}, nil
+	}), nil
+}
+
+// generatorFunc is a function decorated with @generator. Calling it
+// returns a stream.
+type generatorFunc struct {
+	fn     starlark.Callable
+	buffer int
+	calls  atomic.Int64
+}
+
+var (
+	_ starlark.Callable = (*generatorFunc)(nil)
+	_ preparable        = (*generatorFunc)(nil)
+)
+
+func (g *generatorFunc) String() string {
+	if g.buffer > 0 {
+		return fmt.Sprintf("<generator function %s (buffer %d)>", g.fn.Name(), g.buffer)
+	}
+	return fmt.Sprintf("<generator function %s>", g.fn.Name())
+}
+func (g *generatorFunc) Type() string          { return "generator_function" }
+func (g *generatorFunc) Freeze()               {}
+func (g *generatorFunc) Truth() starlark.Bool  { return true }
+func (g *generatorFunc) Hash() (uint32, error) { return hashPointer(g), nil }
+func (g *generatorFunc) Name() string          { return g.fn.Name() }
+
+func (g *generatorFunc) prepareValues(yield func(starlark.Value) error) error { return yield(g.fn) }
+
+// CallInternal returns a stream of what fn(emit, *args, **kwargs) emits.
+// Nothing runs until the stream is iterated; the arguments are prepared
+// now, so that errors point at the call.
+func (g *generatorFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	in := interpOf(th)
+	if in == nil {
+		return nil, fmt.Errorf("%s: needs a semisync interpreter", g.fn.Name())
+	}
+	if err := in.prepareArgs(th, g.fn.Name(), true, g.fn, args, kwargs); err != nil {
+		return nil, err
+	}
+	return &stream{
+		g:      g,
+		in:     in,
+		args:   args,
+		kwargs: kwargs,
+		owner:  th,
+		desc:   fmt.Sprintf("%s(%s) called at %s", g.fn.Name(), shortArgs(args, kwargs), callerPos(th)),
+		key:    taskKey{prefix: "generator:" + g.fn.Name(), n: int(g.calls.Add(1))},
+	}, nil
+}
+
+// stream is the lazy iterable returned by calling a @generator function.
+// It belongs to the thread that created it (owner): iteration blocks that
+// thread, and failures cancel it (an iterator cannot return an error).
+// prepare refuses to let a stream cross to another thread. The one way
+// left is to be a task's result, which is frozen: a frozen stream is
+// therefore iterated "detached", without touching any thread's state: it
+// waits under the session's context and reports failures on stderr.
+type stream struct {
+	g      *generatorFunc
+	in     *Interpreter
+	args   starlark.Tuple
+	kwargs []starlark.Tuple
+	owner  *starlark.Thread
+	desc   string
+	key    taskKey
+	used   atomic.Bool
+	frozen atomic.Bool
+}
+
+var (
+	_ starlark.Iterable = (*stream)(nil)
+	_ preparable        = (*stream)(nil)
+)
+
+func (s *stream) String() string        { return "<stream " + s.desc + ">" }
+func (s *stream) Type() string          { return "stream" }
+func (s *stream) Freeze()               { s.frozen.Store(true) }
+func (s *stream) Truth() starlark.Bool  { return true }
+func (s *stream) Hash() (uint32, error) { return hashPointer(s), nil }
+
+func (s *stream) prepareValues(func(starlark.Value) error) error {
+	return fmt.Errorf("stream %s cannot be passed to another thread: iterate it on the thread that called %s, or pass %s itself and call it there",
+		s.desc, s.g.fn.Name(), s.g.fn.Name())
+}
+
+// fail reports err to the consumer: by cancelling its thread, or on stderr
+// if the stream is detached (th is nil).
+func (s *stream) fail(th *starlark.Thread, err error) {
+	if th != nil {
+		th.Cancel(err.Error())
+		return
+	}
+	s.in.report(errText(err))
+}
+
+// sessionContext is the context of the interpreter's latest session.
+func (in *Interpreter) sessionContext() context.Context {
+	if b, ok := in.rootCtx.Load().(ctxBox); ok {
+		return b.Context
+	}
+	return context.Background()
+}
+
+func (s *stream) Iterate() starlark.Iterator {
+	var th *starlark.Thread // the consuming thread; nil when detached
+	ctx := s.in.sessionContext()
+	var w *engine.Worker
+	if !s.frozen.Load() {
+		th, ctx, w = s.owner, contextOf(s.owner), workerOf(s.owner)
+	}
+	if s.used.Swap(true) {
+		s.fail(th, fmt.Errorf("stream %s was already iterated; a stream can be iterated only once (call %s again for a new one)", s.desc, s.g.fn.Name()))
+		return emptyIterator{}
+	}
+	if s.in.opts.Sequential {
+		return s.runInline(ctx, th)
+	}
+	return s.start(ctx, w, th)
+}
+
+// start runs the producer on a worker, feeding an engine.Stream.
+func (s *stream) start(ctx context.Context, w *engine.Worker, th *starlark.Thread) starlark.Iterator {
+	in := s.in
+	pctx, cancel := context.WithCancelCause(ctx)
+	st := engine.NewStream[starlark.Value](s.g.buffer)
+	rec := in.record("generator", s.desc)
+	em := &emitter{s: s, st: st}
+	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
+	ef := engine.Go(pctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+		em.ctx, em.w = ctx, w
+		defer em.done.Store(true)
+		return in.runTask(ctx, w, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
+	})
+	ef.OnDone(func() {
+		_, err, _ := ef.Peek()
+		if released, _ := st.Released(); released {
+			err = nil // stopped by its consumer: not a failure
+		}
+		if err != nil {
+			st.Close(&TaskError{Op: "generator", Task: s.desc, Err: err})
+		} else {
+			st.Close(nil)
+		}
+		rec.finish(err)
+	})
+	return &streamIterator{s: s, st: st, ctx: ctx, w: w, th: th, cancel: cancel, fut: ef}
+}
+
+// streamIterator iterates a running stream.
+type streamIterator struct {
+	s      *stream
+	st     *engine.Stream[starlark.Value]
+	ctx    context.Context
+	w      *engine.Worker
+	th     *starlark.Thread // nil when detached
+	cancel context.CancelCauseFunc
+	fut    *engine.Future[starlark.Value]
+	done   bool
+}
+
+func (it *streamIterator) Next(p *starlark.Value) bool {
+	ok, err := it.nextErr(p)
+	if err != nil {
+		// Cancel the consuming thread before saying "no more", so that the
+		// loop fails rather than ends as if the stream were complete.
+		it.s.fail(it.th, err)
+	}
+	return ok
+}
+
+func (it *streamIterator) nextErr(p *starlark.Value) (bool, error) {
+	v, ok, err := it.st.Recv(it.ctx, it.w)
+	if ok {
+		*p = v
+		return true, nil
+	}
+	var te *TaskError
+	if err == nil || errors.As(err, &te) {
+		return false, err
+	}
+	return false, fmt.Errorf("stream %s: %w", it.s.desc, err)
+}
+
+// Done releases the producer (if it is still producing, its emit fails
+// and its thread is cancelled) and waits until it has stopped, so that no
+// code of the generator runs after the loop.
+func (it *streamIterator) Done() {
+	if it.done {
+		return
+	}
+	it.done = true
+	it.st.Release(nil)
+	it.cancel(errStreamStopped)
+	if !it.fut.IsDone() {
+		unblock := it.w.Block()
+		<-it.fut.Done()
+		unblock()
+	}
+}
+
+// runInline runs the producer in sequential mode, at once and to the end,
+// on the consuming thread (a thread of its own when detached), and returns
+// an iterator over what it emitted; its error, if any, comes last.
+func (s *stream) runInline(ctx context.Context, th *starlark.Thread) starlark.Iterator {
+	rec := s.in.record("generator", s.desc)
+	var items []starlark.Value
+	em := &emitter{s: s, items: &items}
+	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
+	produce := func(run *starlark.Thread) (starlark.Value, error) {
+		depth := run.CallStackDepth()
+		v, err := s.in.runTask(ctx, &engine.Worker{Local: run}, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
+		uncancelInline(run) // the error is delivered after the items
+		return v, ownFrames(err, depth)
+	}
+	var err error
+	if th != nil {
+		_, err = produce(th)
+	} else {
+		run := s.in.newThread("stream", nil)
+		_, err = withContext(ctx, run, func() (starlark.Value, error) { return produce(run) })
+	}
+	em.done.Store(true)
+	rec.finish(err)
+	it := &inlineStreamIterator{s: s, th: th, items: items}
+	if err != nil {
+		it.err = &TaskError{Op: "generator", Task: s.desc, Err: err}
+	}
+	return it
+}
+
+// inlineStreamIterator iterates the items of a stream produced inline.
+type inlineStreamIterator struct {
+	s     *stream
+	th    *starlark.Thread // nil when detached
+	items []starlark.Value
+	next  int
+	err   error
+}
+
+func (it *inlineStreamIterator) Next(p *starlark.Value) bool {
+	ok, err := it.nextErr(p)
+	if err != nil {
+		it.s.fail(it.th, err)
+	}
+	return ok
+}
+
+func (it *inlineStreamIterator) nextErr(p *starlark.Value) (bool, error) {
+	if it.next < len(it.items) {
+		*p = it.items[it.next]
+		it.items[it.next] = nil
+		it.next++
+		return true, nil
+	}
+	err := it.err
+	it.err = nil
+	return false, err
+}
+
+func (it *inlineStreamIterator) Done() {}
+
+// spliceInto is inject(s, c) in parallel mode: rather than pass each item
+// through the injecting thread (two hand-offs), the producer's emit gives
+// it straight to c, on the producer's thread, and inject only waits. The
+// semantics are those of feeding c from a loop over s, with one bound less
+// on how far the producer runs ahead: emit returns when c has the item.
+// The producer stops as soon as c's function returns or fails (its thread
+// is cancelled); if the producer fails, c's inbox ends with the failure.
+func (s *stream) spliceInto(th *starlark.Thread, op string, c consumer) (starlark.Value, error) {
+	if s.used.Swap(true) {
+		return nil, fmt.Errorf("%s: stream %s was already iterated; a stream can be iterated only once (call %s again for a new one)", op, s.desc, s.g.fn.Name())
+	}
+	in := s.in
+	ctx := contextOf(th)
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	rec := in.record("generator", s.desc)
+	em := &emitter{s: s, sink: c, op: op}
+	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
+	ef := engine.Go(pctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+		defer em.done.Store(true)
+		return in.runTask(ctx, w, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
+	})
+	if co, ok := c.(*coroutine); ok && co.inbox != nil {
+		co.fut.f.OnDone(func() { cancel(errStreamStopped) }) // it takes nothing more
+	}
+	unblock := block(th)
+	select {
+	case <-ef.Done():
+	case <-ctx.Done():
+		cancel(context.Cause(ctx))
+		<-ef.Done() // prompt: its context is done
+	}
+	unblock()
+	_, perr, _ := ef.Peek()
+	if err := ctx.Err(); err != nil {
+		rec.finish(err)
+		return nil, fmt.Errorf("%s: %w", op, context.Cause(ctx))
+	}
+	switch {
+	case em.sinkErr == errFinished, em.sinkErr == nil && stopped(c):
+		// The consumer returned: the producer's end (its emit failing, or
+		// its thread cancelled) is not a failure.
+		rec.finish(nil)
+	case em.sinkErr != nil:
+		rec.finish(nil)
+		return nil, em.sinkErr // the consumer's failure, with its traceback
+	case perr != nil:
+		rec.finish(perr)
+		return nil, abortConsumer(th, op, c, &TaskError{Op: "generator", Task: s.desc, Err: perr})
+	default:
+		rec.finish(nil)
+	}
+	c.close(th)
+	return c.result(th, op, timeoutArg{})
+}
+
+// stopped reports whether a consumer's function has returned (for a
+// broadcast, whether every consumer's has).
+func stopped(c consumer) bool {
+	switch c := c.(type) {
+	case *coroutine:
+		return c.fut.f.IsDone()
+	case *broadcastValue:
+		for _, x := range c.consumers {
+			if !stopped(x) {
+				return false
+			}
+		}
+		return len(c.consumers) > 0
+	}
+	return false
+}
+
+// emitter is the receiver of a producer's emit builtin. It belongs to the
+// producer's thread.
+type emitter struct {
+	s     *stream
+	st    *engine.Stream[starlark.Value] // parallel mode
+	ctx   context.Context
+	w     *engine.Worker
+	items *[]starlark.Value // sequential mode
+	done  atomic.Bool       // the producer has returned
+
+	// inject, spliced: emit puts items straight into sink (see spliceInto)
+	sink    consumer
+	op      string
+	sinkErr error
+}
+
+var _ preparable = (*emitter)(nil)
+
+func (em *emitter) String() string        { return "<emit of " + em.s.desc + ">" }
+func (em *emitter) Type() string          { return "emit" }
+func (em *emitter) Freeze()               {}
+func (em *emitter) Truth() starlark.Bool  { return true }
+func (em *emitter) Hash() (uint32, error) { return hashPointer(em), nil }
+
+func (em *emitter) prepareValues(func(starlark.Value) error) error {
+	return fmt.Errorf("emit of %s cannot be passed to another thread; call it in the generator's own function", em.s.desc)
+}
+
+// emitBuiltin is emit(x): it hands x to the stream's consumer, waiting
+// while the stream is full (without a buffer: until the consumer takes x).
+func emitBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(args) != 1 || len(kwargs) != 0 {
+		var x starlark.Value
+		return nil, starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &x)
+	}
+	em := b.Receiver().(*emitter)
+	x := args[0]
+	if em.done.Load() {
+		return nil, fmt.Errorf("%s: %s has returned; emit works only while the generator runs", b.Name(), em.s.desc)
+	}
+	if err := prepareItem(em.s.in, b.Name(), x); err != nil {
+		return nil, err
+	}
+	if em.items != nil {
+		*em.items = append(*em.items, x)
+		return starlark.None, nil
+	}
+	if em.sink != nil {
+		if err := em.sink.put(th, em.op, x); err != nil {
+			em.sinkErr = err
+			if err == errFinished {
+				err = errStreamStopped
+			}
+			return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		}
+		return starlark.None, nil
+	}
+	if err := em.st.Send(em.ctx, em.w, x); err != nil {
+		if errors.Is(err, engine.ErrReleased) {
+			err = errStreamStopped
+		}
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	return starlark.None, nil
+}
