@@ -68,9 +68,7 @@ func ExampleGo() {
 
 	// A task that panics re-raises its panic in Result.
 	bad := engine.Go(ctx, p, func(context.Context, *engine.Worker) (int, error) {
-		var m map[string]int
-		m["x"] = 1
-		return 0, nil
+		panic("assignment to entry in nil map")
 	})
 	func() {
 		defer func() {

@@ -361,10 +361,9 @@ func TestPoolInitExit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			type worker struct {
-				goroutine     uint64
-				inits, exits  int
-				tasks         int
-				exitAfterInit bool
+				goroutine    uint64
+				inits, exits int
+				tasks        int
 			}
 			var (
 				mu      sync.Mutex
