@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -58,6 +59,15 @@ func (g *Graph) Add(name string, fn Func, deps ...string) error {
 	g.index[name] = len(g.nodes)
 	g.nodes = append(g.nodes, &node{name: name, fn: fn, deps: deps})
 	return nil
+}
+
+// Grow makes room for n more nodes, so that adding many nodes does not
+// repeatedly grow the graph's tables.
+func (g *Graph) Grow(n int) {
+	if g.index == nil {
+		g.index = make(map[string]int, n)
+	}
+	g.nodes = slices.Grow(g.nodes, n)
 }
 
 // Len returns the number of nodes.

@@ -292,8 +292,28 @@ type preparer struct {
 	what       string           // the builtin, for error messages
 	seen       []starlark.Value // containers and functions visited (a cycle stops here)
 	seenSet    map[starlark.Value]bool
-	unsettled  bool                 // some function reached may still change
-	settled    []*starlark.Function // functions to remember as safe if none may
+	unsettled  bool             // some function reached may still change
+	settled    []starlark.Value // functions (and values holding them) to remember as safe if none may
+}
+
+// knownSafe reports whether v needs no walk: an immutable scalar, a tuple
+// of them, or a value an earlier walk found safe for good.
+func (in *Interpreter) knownSafe(v starlark.Value) bool {
+	switch v := v.(type) {
+	case nil, starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, starlark.String, starlark.Bytes:
+		return true
+	case starlark.Tuple:
+		for _, x := range v {
+			if !in.knownSafe(x) {
+				return false
+			}
+		}
+		return true
+	case *starlark.Function, preparable:
+		_, ok := in.ready.Load(v)
+		return ok
+	}
+	return false
 }
 
 // prepare readies v to cross to another goroutine for the builtin named op.
@@ -304,6 +324,18 @@ func (in *Interpreter) prepare(th *starlark.Thread, op string, background bool, 
 // prepareValues is prepare when the calling thread is not known; callers
 // without a thread pass background=true.
 func (in *Interpreter) prepareValues(op string, background bool, vs ...starlark.Value) error {
+	// Most crossings carry numbers, strings and functions already known to
+	// be safe: check those without starting a walk.
+	quick := true
+	for _, v := range vs {
+		if !in.knownSafe(v) {
+			quick = false
+			break
+		}
+	}
+	if quick {
+		return nil
+	}
 	p := preparer{in: in, background: background, what: op}
 	for _, v := range vs {
 		if err := p.value(v); err != nil {
@@ -413,12 +445,16 @@ func (p *preparer) value(v starlark.Value) error {
 			}
 		}
 	case preparable:
+		if _, ok := p.in.ready.Load(v); ok {
+			return nil
+		}
 		if !p.mark(v) {
 			return nil
 		}
 		if err := v.prepareValues(p.value); err != nil {
 			return err
 		}
+		p.settled = append(p.settled, v)
 	}
 	v.Freeze()
 	return nil

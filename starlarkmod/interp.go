@@ -69,7 +69,7 @@ type Interpreter struct {
 	seed   int64
 
 	progs sync.Map // *starlark.Program -> *progInfo
-	ready sync.Map // *starlark.Function -> struct{}: prepared, safe forever
+	ready sync.Map // *starlark.Function or preparable -> struct{}: prepared, safe forever
 
 	loadMu sync.Mutex
 	loads  map[string]*loadEntry

@@ -283,6 +283,7 @@ type beginRun struct {
 // planBegin checks a batch and builds its graph.
 func (in *Interpreter) planBegin(th *starlark.Thread, op string, batch []*semiCall, round int, background bool) (*beginRun, error) {
 	r := &beginRun{in: in, op: op, batch: batch, round: round, where: callerPos(th)}
+	r.graph.Grow(len(batch))
 	byFn := map[*semisyncFunc][]int{}
 	for i, c := range batch {
 		byFn[c.fn] = append(byFn[c.fn], i)
