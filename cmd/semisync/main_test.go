@@ -81,3 +81,22 @@ print([h.result() for h in hs], randint(0, 1000000))
 		assert.Equal(t, first, stdout.String())
 	}
 }
+
+// TestSequentialFromEnvironment: SEMISYNC_SEQUENTIAL=1 is --sequential.
+// Futures then run as they are called, so the slow one completes first.
+func TestSequentialFromEnvironment(t *testing.T) {
+	path := script(t, `
+load("time", "sleep")
+@future
+def nap(secs, v):
+    sleep(secs)
+    return v
+print([f.result() for f in as_completed([nap(0.2, "slow"), nap(0, "fast")])])
+`)
+	for _, tt := range []struct{ env, want string }{{"", `["fast", "slow"]`}, {"1", `["slow", "fast"]`}} {
+		t.Setenv("SEMISYNC_SEQUENTIAL", tt.env)
+		var stdout, stderr bytes.Buffer
+		assert.Equal(t, 0, doMain([]string{path}, &stdout, &stderr), stderr.String())
+		assert.Equal(t, tt.want+"\n", stdout.String(), "SEMISYNC_SEQUENTIAL=%q", tt.env)
+	}
+}
