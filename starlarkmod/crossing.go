@@ -424,7 +424,19 @@ func (p *preparer) value(v starlark.Value) error {
 			return nil
 		}
 		for _, kv := range v.Items() {
+			if err := p.value(kv[0]); err != nil { // keys may be functions too
+				return err
+			}
 			if err := p.value(kv[1]); err != nil {
+				return err
+			}
+		}
+	case *starlark.Set:
+		if !p.mark(v) {
+			return nil
+		}
+		for x := range v.Elements() {
+			if err := p.value(x); err != nil {
 				return err
 			}
 		}
