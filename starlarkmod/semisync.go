@@ -384,7 +384,7 @@ func (r *beginRun) runGraph(ctx context.Context, th *starlark.Thread, ex engine.
 		}
 		return fmt.Errorf("%s: %w", r.op, err)
 	}
-	return r.explain(ge)
+	return r.explain(ge, context.Cause(ctx))
 }
 
 // callbackError marks the failure of a callback (rather than of the call).
@@ -396,7 +396,7 @@ func (e *callbackError) Unwrap() error { return e.err }
 // explain resolves the handles of calls that did not succeed and builds
 // begin's error: each failed call with its traceback, each skipped call
 // with the failure that made it skip.
-func (r *beginRun) explain(ge *engine.GraphError) error {
+func (r *beginRun) explain(ge *engine.GraphError, stopped error) error {
 	call := func(name string) *semiCall {
 		i, err := strconv.Atoi(name)
 		if err != nil {
@@ -411,7 +411,13 @@ func (r *beginRun) explain(ge *engine.GraphError) error {
 			skipped++
 		}
 	}
-	fmt.Fprintf(&b, "%s: %d of %d calls failed", r.op, len(ge.Failed), len(r.batch))
+	if stopped != nil {
+		// Interrupted (Ctrl-C, a timeout): the calls that were running were
+		// stopped where their tracebacks show.
+		fmt.Fprintf(&b, "%s: %v: %d of %d calls stopped", r.op, stopped, len(ge.Failed), len(r.batch))
+	} else {
+		fmt.Fprintf(&b, "%s: %d of %d calls failed", r.op, len(ge.Failed), len(r.batch))
+	}
 	if skipped > 0 {
 		fmt.Fprintf(&b, ", %d skipped", skipped)
 	}
@@ -424,6 +430,9 @@ func (r *beginRun) explain(ge *engine.GraphError) error {
 	for k, f := range ge.Failed {
 		c := call(f.Name)
 		what := c.String() + " failed"
+		if stopped != nil {
+			what = c.String() + " stopped"
+		}
 		if cb, ok := f.Err.(*callbackError); ok {
 			what = fmt.Sprintf("callback %s of %s failed", c.fn.callback.(starlark.Callable).Name(), c)
 			f.Err = cb.err
