@@ -33,24 +33,15 @@ import (
 // once, on the calling thread, and returns a resolved future.
 
 // asyncFunc is a @future function.
-type asyncFunc struct {
-	fn    starlark.Callable
-	calls atomic.Int64
-}
+type asyncFunc struct{ wrapped }
 
 var (
 	_ starlark.Callable = (*asyncFunc)(nil)
 	_ preparable        = (*asyncFunc)(nil)
 )
 
-func (a *asyncFunc) String() string        { return fmt.Sprintf("<future function %s>", a.fn.Name()) }
-func (a *asyncFunc) Type() string          { return "future_function" }
-func (a *asyncFunc) Freeze()               {}
-func (a *asyncFunc) Truth() starlark.Bool  { return true }
-func (a *asyncFunc) Hash() (uint32, error) { return hashPointer(a), nil }
-func (a *asyncFunc) Name() string          { return a.fn.Name() }
-
-func (a *asyncFunc) prepareValues(yield func(starlark.Value) error) error { return yield(a.fn) }
+func (a *asyncFunc) String() string { return fmt.Sprintf("<future function %s>", a.fn.Name()) }
+func (a *asyncFunc) Type() string   { return "future_function" }
 
 func (a *asyncFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	return startFuture(th, a.fn, "future", args, kwargs, int(a.calls.Add(1)))
@@ -98,7 +89,7 @@ func futureDecorator(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &fn); err != nil {
 		return nil, err
 	}
-	return &asyncFunc{fn: fn}, nil
+	return &asyncFunc{wrapped{fn: fn}}, nil
 }
 
 func isAsync(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -274,7 +265,7 @@ var synchronizerMethods = map[string]*starlark.Builtin{
 		if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &fn); err != nil {
 			return nil, err
 		}
-		return &blockingFunc{fn: fn}, nil
+		return &blockingFunc{wrapped{fn: fn}}, nil
 	}),
 }
 
@@ -298,24 +289,15 @@ func (synchronizer) AttrNames() []string { return sortedKeys(synchronizerMethods
 // blockingFunc is a function wrapped by Synchronizer.create_blocking: a
 // plain call runs it on the calling thread and returns its result (the
 // traceback stays whole); f(..., _future=True) starts it as a future.
-type blockingFunc struct {
-	fn    starlark.Callable
-	calls atomic.Int64
-}
+type blockingFunc struct{ wrapped }
 
 var (
 	_ starlark.Callable = (*blockingFunc)(nil)
 	_ preparable        = (*blockingFunc)(nil)
 )
 
-func (s *blockingFunc) String() string        { return fmt.Sprintf("<synchronized function %s>", s.fn.Name()) }
-func (s *blockingFunc) Type() string          { return "synchronized_function" }
-func (s *blockingFunc) Freeze()               {}
-func (s *blockingFunc) Truth() starlark.Bool  { return true }
-func (s *blockingFunc) Hash() (uint32, error) { return hashPointer(s), nil }
-func (s *blockingFunc) Name() string          { return s.fn.Name() }
-
-func (s *blockingFunc) prepareValues(yield func(starlark.Value) error) error { return yield(s.fn) }
+func (s *blockingFunc) String() string { return fmt.Sprintf("<synchronized function %s>", s.fn.Name()) }
+func (s *blockingFunc) Type() string   { return "synchronized_function" }
 
 func (s *blockingFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	future := false

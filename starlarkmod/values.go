@@ -2,6 +2,7 @@ package starlarkmod
 
 import (
 	"sort"
+	"sync/atomic"
 	"unsafe"
 
 	"go.starlark.net/starlark"
@@ -30,3 +31,17 @@ func methodAttr(recv starlark.Value, methods map[string]*starlark.Builtin, name 
 	}
 	return nil, nil
 }
+
+// wrapped is embedded by the values that decorate a Starlark callable
+// (@future, Synchronizer.create_blocking): the methods they share.
+type wrapped struct {
+	fn    starlark.Callable
+	calls atomic.Int64 // numbers the calls, for deterministic random streams
+}
+
+func (w *wrapped) Freeze()               {}
+func (w *wrapped) Truth() starlark.Bool  { return true }
+func (w *wrapped) Hash() (uint32, error) { return hashPointer(w), nil }
+func (w *wrapped) Name() string          { return w.fn.Name() }
+
+func (w *wrapped) prepareValues(yield func(starlark.Value) error) error { return yield(w.fn) }
