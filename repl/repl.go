@@ -227,11 +227,12 @@ func (s *Session) eval(src string) {
 
 // run runs src as a chunk named filename under a fresh context that Ctrl-C
 // cancels, and prints its error, and its value if show.
-func (s *Session) run(filename string, src []byte, show bool) (ok bool) {
+func (s *Session) run(filename string, src []byte, show bool) {
 	s.drainInterrupts()
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	// The context must outlive the entry: work it started in the background
-	// runs under it. It is released when the session ends.
+	// runs under it. It is released when the session ends (a few hundred
+	// bytes per entry until then).
 	s.cancels = append(s.cancels, cancel)
 	stop := s.watchInterrupts(cancel)
 	defer stop()
@@ -244,24 +245,23 @@ func (s *Session) run(filename string, src []byte, show bool) (ok bool) {
 			s.mu.Lock()
 			s.th = s.in.MainThread(s.ctx, "repl")
 			s.mu.Unlock()
-			ok = false
 		}
 	}()
 	s.mu.Lock()
 	th, globals := s.th, s.globals
 	s.mu.Unlock()
+	th.Steps = 0 // each entry has the whole --max-steps budget
 	g, v, err := s.in.ExecChunkContext(ctx, th, filename, src, globals)
 	s.mu.Lock()
 	s.globals = g
 	s.mu.Unlock()
 	if err != nil {
 		s.printError(err)
-		return false
+		return
 	}
 	if show && v != nil {
 		fmt.Fprintln(s.out, v.String())
 	}
-	return true
 }
 
 // printError prints err: a Starlark backtrace, or every resolver error.

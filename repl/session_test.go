@@ -207,3 +207,17 @@ func TestArgv(t *testing.T) {
 	s := newSession(t, []string{"argv"}, starlarkmod.Options{Args: []string{"", "a"}})
 	assert.True(t, strings.HasSuffix(s.run(t), "[\"\", \"a\"]\n>>> \n"))
 }
+
+// With a step limit, each entry has the whole budget, and one that runs
+// out does not spoil the next.
+func TestMaxStepsPerEntry(t *testing.T) {
+	in := []string{}
+	for range 5 {
+		in = append(in, "len([i for i in range(50)])")
+	}
+	in = append(in, "while True: pass", "", "len([i for i in range(50)])")
+	s := newSession(t, in, starlarkmod.Options{MaxSteps: 1000})
+	out := s.run(t)
+	assert.Equal(t, 6, strings.Count(out, "\n50\n"), out)
+	requireContainsInOrder(t, out, "while True: pass", "too many steps", "len([i for i in range(50)])\n50\n")
+}
