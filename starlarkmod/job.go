@@ -265,8 +265,10 @@ type jobRunner struct {
 
 // run maps the job's function over its items on ex; th is the calling
 // thread, which pulls the items, and caller its worker.
-func (r *jobRunner) run(ctx context.Context, th *starlark.Thread, ex engine.Executor, caller *engine.Worker) (starlark.Value, error) {
+func (r *jobRunner) run(ctx context.Context, th *starlark.Thread, ex engine.Executor, caller *engine.Worker) (_ starlark.Value, err error) {
 	j := r.j
+	rec := r.in.record("job", fmt.Sprintf("%s over %s items, run at %s", j.fn.Name(), j.items.Type(), r.where))
+	defer func() { rec.finish(err) }()
 	iter := j.items.Iterate()
 	defer iter.Done()
 	total := -1
@@ -313,7 +315,7 @@ func (r *jobRunner) run(ctx context.Context, th *starlark.Thread, ex engine.Exec
 		bar.add()
 		return nil
 	}
-	err := m.Run(ctx, ex, next, emit)
+	err = m.Run(ctx, ex, next, emit)
 	bar.finish(err == nil)
 	if err != nil {
 		return nil, r.explain(err, total)
