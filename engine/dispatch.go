@@ -33,6 +33,8 @@ type Dispatcher[T any] struct {
 	mu       sync.Mutex
 	q        chunkQueue[T]
 	running  bool
+	lastCtx  context.Context // of the latest Post or Resume, and its executor:
+	lastEx   Executor        // a drain whose context ends hands over to them
 	closed   bool
 	posted   uint64
 	handled  uint64
@@ -48,7 +50,8 @@ type dispatchWaiter struct {
 // NewDispatcher returns a dispatcher that calls handle with batches of
 // posted values, in order, one batch at a time. ctx is the context of the
 // Post that started the drain; once it is done, the drain stops and leaves
-// the rest queued for the next drain.
+// the rest queued for the next drain, which starts at once if a later Post
+// or Resume brought a context still live.
 func NewDispatcher[T any](handle func(ctx context.Context, w *Worker, batch []T) (handled int)) *Dispatcher[T] {
 	return &Dispatcher[T]{handle: handle}
 }
@@ -65,6 +68,7 @@ func (d *Dispatcher[T]) Post(ctx context.Context, ex Executor, v T) error {
 	}
 	d.q.push(v)
 	d.posted++
+	d.lastCtx, d.lastEx = ctx, ex
 	if d.running {
 		d.mu.Unlock()
 		return nil
@@ -76,10 +80,12 @@ func (d *Dispatcher[T]) Post(ctx context.Context, ex Executor, v T) error {
 
 // Resume starts a drain on ex with ctx if values are queued and no drain
 // is running: after a drain stopped because its context ended, the values
-// it left wait for the next Post, or for Resume. It fails like Post if ex
-// refuses the drain.
+// it left wait for the next Post, or for Resume. (If a drain is running
+// but its context has ended, it hands over to the context of the latest
+// Post or Resume as it stops.) It fails like Post if ex refuses the drain.
 func (d *Dispatcher[T]) Resume(ctx context.Context, ex Executor) error {
 	d.mu.Lock()
+	d.lastCtx, d.lastEx = ctx, ex
 	if d.running || d.q.empty() {
 		d.mu.Unlock()
 		return nil
@@ -107,8 +113,18 @@ func (d *Dispatcher[T]) drain(ctx context.Context, w *Worker) {
 	for {
 		d.mu.Lock()
 		if d.q.empty() || ctx.Err() != nil {
-			d.running = false
+			// Stopping with values left because ctx ended: if a later Post
+			// or Resume brought a live context, a drain goes on under it
+			// (they saw this one running and started none).
+			next, ex := d.lastCtx, d.lastEx
+			if d.q.empty() || next == nil || next == ctx || next.Err() != nil {
+				next = nil
+				d.running = false
+			}
 			d.mu.Unlock()
+			if next != nil {
+				d.start(next, ex) //nolint:errcheck // a refusal drops the values, as in Post
+			}
 			return
 		}
 		batch := d.q.pop()

@@ -260,6 +260,47 @@ func TestDispatcherPartialBatch(t *testing.T) {
 	})
 }
 
+// TestDispatcherHandsOverToLiveContext: a Post (or Resume) that finds a
+// drain running whose context then ends is not stranded: the stopping
+// drain hands over to the newer context.
+func TestDispatcherHandsOverToLiveContext(t *testing.T) {
+	for _, resume := range []bool{false, true} {
+		t.Run(fmt.Sprint("resume=", resume), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := engine.NewPool(engine.PoolOptions{})
+				defer p.Close()
+				old, cancel := context.WithCancel(bg)
+				gate := make(chan struct{})
+				var got []int
+				d := engine.NewDispatcher(func(ctx context.Context, _ *engine.Worker, batch []int) int {
+					for i, v := range batch {
+						if ctx.Err() != nil {
+							return i
+						}
+						if v == 1 {
+							<-gate
+						}
+						got = append(got, v)
+					}
+					return len(batch)
+				})
+				require.NoError(t, d.Post(old, p, 1))
+				synctest.Wait() // the drain holds 1
+				if resume {
+					require.NoError(t, d.Post(old, p, 2))
+					require.NoError(t, d.Resume(bg, p))
+				} else {
+					require.NoError(t, d.Post(bg, p, 2))
+				}
+				cancel() // the running drain's context ends...
+				close(gate)
+				require.NoError(t, d.Wait(bg)) // ...and 2 is still delivered
+				assert.Equal(t, []int{1, 2}, got)
+			})
+		})
+	}
+}
+
 func TestDispatcherPanicIsReraisedInWait(t *testing.T) {
 	p := newPool(t, engine.PoolOptions{})
 	var got []int

@@ -2,8 +2,8 @@ package starlarkmod_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -52,22 +52,50 @@ func TestDispatcherInterruptedRun(t *testing.T) {
 // interrupting one entry stops its deliveries; what it left is delivered
 // when the interpreter closes.
 func TestDispatcherResumesAfterInterruptedEntry(t *testing.T) {
+	src := `
+load("multiprocessing", "Manager")
+state = Manager().Namespace(slept = False)
+
+def handler(sender):
+    if sender == 1 and not state.slept:
+        state.slept = True
+        print("sleeping")
+        sleep(3600)
+    print("handled", sender)
+
+dispatcher.subscribe(1, "m", handler)
+dispatcher.subscribe(2, "m", handler)
+dispatcher.send(1, "m")
+dispatcher.send(2, "m")
+print("sent")
+dispatcher.wait()
+`
+	// Interrupt once both messages are sent and the first handler sleeps.
 	out := &signalWriter{line: "sleeping\n", seen: make(chan struct{})}
+	sent := &signalWriter{line: "sent\n", seen: make(chan struct{})}
+	both := &teeWriter{out, sent}
 	var errOut syncBuffer
-	in := starlarkmod.New(starlarkmod.Options{Stdout: out, Stderr: &errOut})
+	in := starlarkmod.New(starlarkmod.Options{Stdout: both, Stderr: &errOut})
 	session := context.Background()
 	th := in.MainThread(session, "repl")
 	entry, cancel := context.WithCancel(session)
 	go func() {
 		<-out.seen
+		<-sent.seen
 		cancel()
 	}()
-	path := filepath.Join(t.TempDir(), "entry.star")
-	require.NoError(t, os.WriteFile(path, []byte(slowFirst), 0o644))
-	_, _, err := in.ExecChunkContext(entry, th, "entry.star", []byte(slowFirst), nil)
+	_, _, err := in.ExecChunkContext(entry, th, "entry.star", []byte(src), nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "context canceled")
 	require.NoError(t, in.Close())
-	assert.Equal(t, "sleeping\nhandled 2\n", out.buf.String())
+	assert.ElementsMatch(t, []string{"sleeping", "sent", "handled 2", ""}, strings.Split(out.buf.String(), "\n"))
 	assert.Empty(t, errOut.String(), "an interrupted handler is not a failure to report")
+}
+
+// teeWriter writes to both writers.
+type teeWriter struct{ a, b io.Writer }
+
+func (t *teeWriter) Write(p []byte) (int, error) {
+	t.a.Write(p) //nolint:errcheck // test writers do not fail
+	return t.b.Write(p)
 }

@@ -139,8 +139,9 @@ type coroutine struct {
 	running atomic.Pointer[starlark.Thread] // the thread running the function
 
 	mu       sync.Mutex
-	closed   bool
-	closedAt string
+	closed   bool   // guarded by mu; isClosed reads it without
+	closedAt string // guarded by mu
+	closing  atomic.Bool
 
 	// Sequential mode: what was sent, and whether the function ran.
 	resolve func(starlark.Value, error) bool
@@ -178,11 +179,11 @@ func (c *coroutine) put(th *starlark.Thread, op string, x starlark.Value) error 
 	if c.inbox == nil {
 		return c.putInline(op, x)
 	}
-	if err := c.refusal(op); err != nil {
-		return err
-	}
 	if c.running.Load() == th {
 		return fmt.Errorf("%s: %s cannot send to itself: it would wait for itself forever", op, c.desc)
+	}
+	if err := c.refusal(op); err != nil {
+		return err
 	}
 	return c.sendErr(th, op, c.inbox.Send(contextOf(th), workerOf(th), x))
 }
@@ -196,11 +197,11 @@ func (c *coroutine) putBatch(th *starlark.Thread, op string, xs []starlark.Value
 		}
 		return nil
 	}
-	if err := c.refusal(op); err != nil {
-		return err
-	}
 	if c.running.Load() == th {
 		return fmt.Errorf("%s: %s cannot send to itself: it would wait for itself forever", op, c.desc)
+	}
+	if err := c.refusal(op); err != nil {
+		return err
 	}
 	return c.sendErr(th, op, c.inbox.SendBatch(contextOf(th), workerOf(th), xs))
 }
@@ -208,12 +209,12 @@ func (c *coroutine) putBatch(th *starlark.Thread, op string, xs []starlark.Value
 // refusal is the error of sending to a closed consumer: its failure, if it
 // failed, else the fact that it is closed.
 func (c *coroutine) refusal(op string) error {
-	c.mu.Lock()
-	closed, where := c.closed, c.closedAt
-	c.mu.Unlock()
-	if !closed {
+	if !c.closing.Load() {
 		return nil
 	}
+	c.mu.Lock()
+	where := c.closedAt
+	c.mu.Unlock()
 	if _, err, done := c.fut.f.Peek(); done && err != nil {
 		c.fut.observed.Store(true)
 		return c.fut.wrap(op, err)
@@ -263,6 +264,7 @@ func (c *coroutine) markClosed(where string) bool {
 		return false
 	}
 	c.closed, c.closedAt = true, where
+	c.closing.Store(true)
 	c.mu.Unlock()
 	c.in.pipelines().removeOpen(c)
 	return true
@@ -272,6 +274,7 @@ func (c *coroutine) abort(th *starlark.Thread, err error) {
 	c.mu.Lock()
 	wasClosed := c.closed
 	c.closed, c.closedAt = true, "an abort ("+err.Error()+")"
+	c.closing.Store(true)
 	c.mu.Unlock()
 	c.in.pipelines().removeOpen(c)
 	c.fut.observed.Store(true)

@@ -315,8 +315,12 @@ func (s *stream) spliceInto(th *starlark.Thread, op string, c consumer) (starlar
 	defer cancel(nil)
 	rec := in.record("generator", s.desc)
 	em := &emitter{s: s, sink: c, op: op}
+	if co, ok := c.(*coroutine); ok && co.inbox != nil {
+		em.co, em.st = co, co.inbox // straight into its inbox
+	}
 	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
 	ef := engine.Go(pctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+		em.ctx, em.w = ctx, w
 		defer em.done.Store(true)
 		return in.runTask(ctx, w, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
 	})
@@ -381,8 +385,10 @@ type emitter struct {
 	items *[]starlark.Value // sequential mode
 	done  atomic.Bool       // the producer has returned
 
-	// inject, spliced: emit puts items straight into sink (see spliceInto)
+	// inject, spliced: emit puts items straight into sink (see spliceInto);
+	// if it is a coroutine, into its inbox (st).
 	sink    consumer
+	co      *coroutine
 	op      string
 	sinkErr error
 }
@@ -419,7 +425,13 @@ func emitBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 		return starlark.None, nil
 	}
 	if em.sink != nil {
-		if err := em.sink.put(th, em.op, x); err != nil {
+		var err error
+		if em.co != nil {
+			err = em.co.sendErr(th, em.op, em.st.Send(em.ctx, em.w, x))
+		} else {
+			err = em.sink.put(th, em.op, x)
+		}
+		if err != nil {
 			em.sinkErr = err
 			if err == errFinished {
 				err = errStreamStopped
