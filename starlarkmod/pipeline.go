@@ -595,23 +595,36 @@ type emptyIterator struct{}
 func (emptyIterator) Next(*starlark.Value) bool { return false }
 func (emptyIterator) Done()                     {}
 
-// decoratorArgs unpacks the two forms of @coroutine and @generator: a bare
-// decorator (one callable argument) or a call with buffer=N returning one.
-// It returns the function (nil for the second form) and the buffer.
-func decoratorArgs(name string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Callable, int, error) {
+// bufferedDecorator implements the two forms of @coroutine and @generator:
+// a bare decorator (one callable argument), or a call with buffer=N that
+// returns the decorator. make builds the decorated value.
+func bufferedDecorator(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, make func(fn starlark.Callable, buffer int) starlark.Value) (starlark.Value, error) {
+	name := b.Name()
 	if len(args) == 1 && len(kwargs) == 0 {
 		if fn, ok := args[0].(starlark.Callable); ok {
-			return fn, 0, checkFirstParam(name, fn)
+			if err := checkFirstParam(name, fn); err != nil {
+				return nil, err
+			}
+			return make(fn, 0), nil
 		}
 	}
 	buffer := 0
 	if err := starlark.UnpackArgs(name, args, kwargs, "buffer?", &buffer); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if buffer < 0 {
-		return nil, 0, fmt.Errorf("%s: buffer must not be negative, got %d", name, buffer)
+		return nil, fmt.Errorf("%s: buffer must not be negative, got %d", name, buffer)
 	}
-	return nil, buffer, nil
+	return starlark.NewBuiltin(name, func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var fn starlark.Callable
+		if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &fn); err != nil {
+			return nil, err
+		}
+		if err := checkFirstParam(b.Name(), fn); err != nil {
+			return nil, err
+		}
+		return make(fn, buffer), nil
+	}), nil
 }
 
 // checkFirstParam checks that a Starlark function can take the argument

@@ -17,31 +17,16 @@ import (
 // coroutineDecorator is the predeclared coroutine: @coroutine, or
 // @coroutine(buffer=N).
 func coroutineDecorator(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	fn, buffer, err := decoratorArgs(b.Name(), args, kwargs)
-	if err != nil {
-		return nil, err
-	}
-	if fn != nil {
-		return &coroutineFunc{fn: fn}, nil
-	}
-	return starlark.NewBuiltin(b.Name(), func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var fn starlark.Callable
-		if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &fn); err != nil {
-			return nil, err
-		}
-		if err := checkFirstParam(b.Name(), fn); err != nil {
-			return nil, err
-		}
-		return &coroutineFunc{fn: fn, buffer: buffer}, nil
-	}), nil
+	return bufferedDecorator(b, args, kwargs, func(fn starlark.Callable, buffer int) starlark.Value {
+		return &coroutineFunc{wrapped: wrapped{fn: fn}, buffer: buffer}
+	})
 }
 
 // coroutineFunc is a function decorated with @coroutine. Calling it starts
 // a consumer.
 type coroutineFunc struct {
-	fn     starlark.Callable
+	wrapped
 	buffer int
-	calls  atomic.Int64
 }
 
 var (
@@ -55,13 +40,7 @@ func (cf *coroutineFunc) String() string {
 	}
 	return fmt.Sprintf("<coroutine function %s>", cf.fn.Name())
 }
-func (cf *coroutineFunc) Type() string          { return "coroutine_function" }
-func (cf *coroutineFunc) Freeze()               {}
-func (cf *coroutineFunc) Truth() starlark.Bool  { return true }
-func (cf *coroutineFunc) Hash() (uint32, error) { return hashPointer(cf), nil }
-func (cf *coroutineFunc) Name() string          { return cf.fn.Name() }
-
-func (cf *coroutineFunc) prepareValues(yield func(starlark.Value) error) error { return yield(cf.fn) }
+func (cf *coroutineFunc) Type() string { return "coroutine_function" }
 
 // CallInternal starts the consumer: fn(inbox, *args, **kwargs) on a worker
 // (in sequential mode, later: see coroutine.runInline).

@@ -19,31 +19,16 @@ var errStreamStopped = errors.New("the consumer stopped iterating")
 // generatorDecorator is the predeclared generator: @generator, or
 // @generator(buffer=N).
 func generatorDecorator(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	fn, buffer, err := decoratorArgs(b.Name(), args, kwargs)
-	if err != nil {
-		return nil, err
-	}
-	if fn != nil {
-		return &generatorFunc{fn: fn}, nil
-	}
-	return starlark.NewBuiltin(b.Name(), func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var fn starlark.Callable
-		if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &fn); err != nil {
-			return nil, err
-		}
-		if err := checkFirstParam(b.Name(), fn); err != nil {
-			return nil, err
-		}
-		return &generatorFunc{fn: fn, buffer: buffer}, nil
-	}), nil
+	return bufferedDecorator(b, args, kwargs, func(fn starlark.Callable, buffer int) starlark.Value {
+		return &generatorFunc{wrapped: wrapped{fn: fn}, buffer: buffer}
+	})
 }
 
 // generatorFunc is a function decorated with @generator. Calling it
 // returns a stream.
 type generatorFunc struct {
-	fn     starlark.Callable
+	wrapped
 	buffer int
-	calls  atomic.Int64
 }
 
 var (
@@ -57,13 +42,7 @@ func (g *generatorFunc) String() string {
 	}
 	return fmt.Sprintf("<generator function %s>", g.fn.Name())
 }
-func (g *generatorFunc) Type() string          { return "generator_function" }
-func (g *generatorFunc) Freeze()               {}
-func (g *generatorFunc) Truth() starlark.Bool  { return true }
-func (g *generatorFunc) Hash() (uint32, error) { return hashPointer(g), nil }
-func (g *generatorFunc) Name() string          { return g.fn.Name() }
-
-func (g *generatorFunc) prepareValues(yield func(starlark.Value) error) error { return yield(g.fn) }
+func (g *generatorFunc) Type() string { return "generator_function" }
 
 // CallInternal returns a stream of what fn(emit, *args, **kwargs) emits.
 // Nothing runs until the stream is iterated; the arguments are prepared
