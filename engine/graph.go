@@ -231,7 +231,7 @@ func (g *Graph) Run(ctx context.Context, ex Executor, onDone func(name string, v
 
 	var (
 		mu      sync.Mutex
-		done    []completion
+		done    fifo[completion]
 		notify  = make(chan struct{}, 1)
 		ready   []int
 		running int
@@ -239,7 +239,7 @@ func (g *Graph) Run(ctx context.Context, ex Executor, onDone func(name string, v
 	)
 	push := func(c completion) {
 		mu.Lock()
-		done = append(done, c)
+		done.push(c)
 		mu.Unlock()
 		select {
 		case notify <- struct{}{}:
@@ -260,7 +260,6 @@ func (g *Graph) Run(ctx context.Context, ex Executor, onDone func(name string, v
 			}
 		}
 	}
-	var batch []completion
 	for {
 		// Start everything that is ready, unless cancelled.
 		for len(ready) > 0 && ctx.Err() == nil {
@@ -291,9 +290,9 @@ func (g *Graph) Run(ctx context.Context, ex Executor, onDone func(name string, v
 			<-notify // wait for the running nodes to report
 		}
 		mu.Lock()
-		batch, done = done, batch[:0]
+		batch := done.takeAll()
 		mu.Unlock()
-		for _, c := range batch {
+		for c, ok := batch.pop(); ok; c, ok = batch.pop() {
 			running--
 			n := g.nodes[c.i]
 			err := c.err

@@ -66,7 +66,7 @@ type Pool struct {
 
 	mu      sync.Mutex
 	idle    []*Worker // LIFO
-	queue   queue
+	queue   fifo[item]
 	workers int // alive
 	blocked int // inside Worker.Block
 	nextID  int
@@ -97,29 +97,6 @@ type Worker struct {
 type item struct {
 	ctx  context.Context
 	task Task
-}
-
-// queue is a FIFO of pending tasks.
-type queue struct {
-	buf  []item
-	head int
-}
-
-func (q *queue) len() int { return len(q.buf) - q.head }
-
-func (q *queue) push(it item) { q.buf = append(q.buf, it) }
-
-func (q *queue) pop() (item, bool) {
-	if q.head == len(q.buf) {
-		return item{}, false
-	}
-	it := q.buf[q.head]
-	q.buf[q.head] = item{}
-	q.head++
-	if q.head == len(q.buf) {
-		q.buf, q.head = q.buf[:0], 0
-	}
-	return it, true
 }
 
 // runnable reports whether another worker may start. Called with mu held.
