@@ -587,6 +587,11 @@ func errText(err error) string {
 		return te.Error()
 	}
 	if errors.As(err, &ee) {
+		// A wrapped traceback: keep what the wrapping says, then the frames.
+		msg := err.Error()
+		if prefix, ok := strings.CutSuffix(msg, ee.Msg); ok && prefix != "" {
+			return strings.TrimRight(prefix, ": ") + ":\n" + indent(ee.Backtrace())
+		}
 		return ee.Backtrace()
 	}
 	return err.Error()
