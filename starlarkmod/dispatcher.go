@@ -219,21 +219,34 @@ func pairKey(op string, sender, message starlark.Value) (senderKey, uint32, erro
 	return k, mh, nil
 }
 
+// subscriptionArgs are the arguments of subscribe and unsubscribe, with the
+// keys they are matched by.
+type subscriptionArgs struct {
+	sender, message starlark.Value
+	handler         starlark.Callable
+	key, handlerKey senderKey
+	messageHash     uint32
+}
+
+// unpackSubscription unpacks the arguments of subscribe or unsubscribe.
+func unpackSubscription(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (a subscriptionArgs, err error) {
+	if err = starlark.UnpackArgs(b.Name(), args, kwargs, "sender", &a.sender, "message", &a.message, "handler", &a.handler); err != nil {
+		return a, err
+	}
+	if a.key, a.messageHash, err = pairKey(b.Name(), a.sender, a.message); err != nil {
+		return a, err
+	}
+	a.handlerKey, err = keyOf(b.Name(), "handler", a.handler)
+	return a, err
+}
+
 func dispatcherSubscribe(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var sender, message starlark.Value
-	var handler starlark.Callable
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "sender", &sender, "message", &message, "handler", &handler); err != nil {
+	a, err := unpackSubscription(b, args, kwargs)
+	if err != nil {
 		return nil, err
 	}
+	sender, message, handler, k, mh, hk := a.sender, a.message, a.handler, a.key, a.messageHash, a.handlerKey
 	d := b.Receiver().(*dispatcherValue)
-	k, mh, err := pairKey(b.Name(), sender, message)
-	if err != nil {
-		return nil, err
-	}
-	hk, err := keyOf(b.Name(), "handler", handler)
-	if err != nil {
-		return nil, err
-	}
 	if err := d.in.prepare(th, b.Name(), true, handler); err != nil {
 		return nil, err
 	}
@@ -256,20 +269,12 @@ func dispatcherSubscribe(th *starlark.Thread, b *starlark.Builtin, args starlark
 }
 
 func dispatcherUnsubscribe(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var sender, message starlark.Value
-	var handler starlark.Callable
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "sender", &sender, "message", &message, "handler", &handler); err != nil {
+	a, err := unpackSubscription(b, args, kwargs)
+	if err != nil {
 		return nil, err
 	}
+	sender, message, handler, k, mh, hk := a.sender, a.message, a.handler, a.key, a.messageHash, a.handlerKey
 	d := b.Receiver().(*dispatcherValue)
-	k, mh, err := pairKey(b.Name(), sender, message)
-	if err != nil {
-		return nil, err
-	}
-	hk, err := keyOf(b.Name(), "handler", handler)
-	if err != nil {
-		return nil, err
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if s, _ := d.find(k, sender, message, mh); s != nil {
