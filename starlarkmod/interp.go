@@ -327,6 +327,12 @@ func (in *Interpreter) runTask(ctx context.Context, w *engine.Worker, task taskK
 		depth := th.CallStackDepth()
 		v, err := starlark.Call(th, fn, args, kwargs)
 		ts.inline--
+		// A failure the task reported by cancelling the thread (an iterator's
+		// only way) is the task's error, returned above; it must not cancel
+		// the caller's next step too. A cancelled context still does.
+		if contextOf(th).Err() == nil {
+			th.Uncancel()
+		}
 		// Show the task's own frames only, as a worker's traceback would.
 		if ee, ok := err.(*starlark.EvalError); ok && len(ee.CallStack) > depth {
 			trimmed := *ee

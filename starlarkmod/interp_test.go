@@ -224,3 +224,29 @@ boom()
 	assert.Contains(t, err.Error(), "boom() called at")
 	assert.Contains(t, err.Error(), "division by zero")
 }
+
+// TestIteratorFailureInFuture: a generator that fails inside a future
+// reports its error by cancelling the future's thread. The future fails; the
+// script that started it goes on, also in sequential mode, where the future
+// runs on the script's own thread.
+func TestIteratorFailureInFuture(t *testing.T) {
+	src := `
+@generator
+def bad(emit):
+    emit(1)
+    return 1 // 0
+
+@future
+def item():
+    return [y for y in bad()]
+
+f = item()
+print("failed:", "division by zero" in f.exception())
+print("after")
+`
+	for _, sequential := range []bool{false, true} {
+		out, err := exec(t, src, starlarkmod.Options{Sequential: sequential})
+		require.NoError(t, err, "sequential=%v", sequential)
+		assert.Equal(t, "failed: True\nafter\n", out, "sequential=%v", sequential)
+	}
+}
