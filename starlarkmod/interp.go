@@ -584,14 +584,13 @@ func (in *Interpreter) Close() error {
 
 // errText renders an error for a report: a Starlark backtrace if it has one.
 func errText(err error) string {
+	switch e := err.(type) {
+	case *starlark.EvalError:
+		return e.Backtrace()
+	case *TaskError:
+		return e.Error() // already carries the task's traceback
+	}
 	var ee *starlark.EvalError
-	if errors.As(err, &ee) && ee == err {
-		return ee.Backtrace()
-	}
-	var te *TaskError
-	if errors.As(err, &te) && te == err {
-		return te.Error()
-	}
 	if errors.As(err, &ee) {
 		// A wrapped traceback: keep what the wrapping says, then the frames.
 		msg := err.Error()
