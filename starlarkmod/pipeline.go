@@ -355,26 +355,20 @@ func (bc *broadcastValue) AttrNames() []string { return sortedKeys(consumerMetho
 // put gives x to every consumer in turn. The broadcast has finished when
 // every consumer has.
 func (bc *broadcastValue) put(th *starlark.Thread, op string, x starlark.Value) error {
-	finished := 0
-	for _, c := range bc.consumers {
-		switch err := c.put(th, op, x); err {
-		case nil:
-		case errFinished:
-			finished++
-		default:
-			return err
-		}
-	}
-	if finished == len(bc.consumers) && finished > 0 {
-		return errFinished
-	}
-	return nil
+	return bc.each(func(c consumer) error { return c.put(th, op, x) })
 }
 
 func (bc *broadcastValue) putBatch(th *starlark.Thread, op string, xs []starlark.Value) error {
+	return bc.each(func(c consumer) error { return c.putBatch(th, op, xs) })
+}
+
+// each calls give for every consumer in argument order, stopping at the
+// first error other than errFinished; it returns errFinished once every
+// consumer has finished.
+func (bc *broadcastValue) each(give func(consumer) error) error {
 	finished := 0
 	for _, c := range bc.consumers {
-		switch err := c.putBatch(th, op, xs); err {
+		switch err := give(c); err {
 		case nil:
 		case errFinished:
 			finished++
