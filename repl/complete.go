@@ -121,7 +121,7 @@ func (s *Session) lookup(dotted string) starlark.Value {
 	v, ok := s.globals[parts[0]]
 	s.mu.Unlock()
 	if !ok {
-		v, ok = s.in.Predeclared()[parts[0]]
+		v, ok = s.predeclared()[parts[0]]
 	}
 	if !ok {
 		v, ok = starlark.Universe[parts[0]]
@@ -151,7 +151,7 @@ func (s *Session) names() []string {
 		set[k] = true
 	}
 	s.mu.Unlock()
-	for k := range s.in.Predeclared() {
+	for k := range s.predeclared() {
 		set[k] = true
 	}
 	for k := range starlark.Universe {
@@ -229,4 +229,15 @@ func completeFile(partial string, starOnly bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// predeclared returns the names every entry sees without load (none before
+// Run has started the session's run).
+func (s *Session) predeclared() starlark.StringDict {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state == nil {
+		return nil
+	}
+	return s.state.Predeclared()
 }

@@ -93,7 +93,7 @@ func (s *Session) loadFile(path string) {
 // tasks prints the interpreter's task records: kind, status, time taken
 // (so far, if running) and what the task is, oldest first.
 func (s *Session) tasks() {
-	list := s.in.Tasks()
+	list := s.state.Tasks()
 	if len(list) == 0 {
 		fmt.Fprintln(s.out, "no tasks yet")
 		return

@@ -89,12 +89,13 @@ type Options struct {
 // so far stay in the line but are not shown again until a key that moves
 // the cursor (Ctrl-E, an arrow) redraws it.
 type Session struct {
-	r    LineReader
-	opts Options
-	in   *starlarkmod.Interpreter
-	con  *console
-	out  io.Writer // coordinated Stdout
-	errw io.Writer // coordinated Stderr
+	r     LineReader
+	opts  Options
+	in    *starlarkmod.Interpreter
+	state *starlarkmod.Run // made by Run: the session's state in the interpreter
+	con   *console
+	out   io.Writer // coordinated Stdout
+	errw  io.Writer // coordinated Stderr
 
 	interrupts <-chan os.Signal // nil once closed
 
@@ -163,7 +164,8 @@ func (s *Session) Run(ctx context.Context) error {
 	sctx, cancel := context.WithCancelCause(ctx)
 	s.ctx = sctx
 	s.mu.Lock()
-	s.th = s.in.MainThread(sctx, "repl")
+	s.state = s.in.NewRun(sctx, "")
+	s.th = s.state.NewThread("repl")
 	s.mu.Unlock()
 	defer func() {
 		for _, c := range s.cancels {
@@ -205,7 +207,7 @@ func (s *Session) Run(ctx context.Context) error {
 // meanwhile cancels the session's context, and so the work.
 func (s *Session) close(cancel context.CancelCauseFunc) error {
 	running := 0
-	for _, t := range s.in.Tasks() {
+	for _, t := range s.state.Tasks() {
 		if t.End.IsZero() {
 			running++
 		}
@@ -214,7 +216,10 @@ func (s *Session) close(cancel context.CancelCauseFunc) error {
 		fmt.Fprintf(s.errw, "waiting for %d running task(s); press Ctrl-C to cancel them\n", running)
 	}
 	stop := s.watchInterrupts(cancel)
-	err := s.in.Close()
+	err := s.state.Wait(context.Background()) // Ctrl-C cancels the work (s.ctx), which then ends
+	if cerr := s.in.Close(); err == nil {
+		err = cerr
+	}
 	stop()
 	return err
 }
@@ -243,7 +248,7 @@ func (s *Session) run(filename string, src []byte, show bool) {
 			// thread (the old one may be mid-call).
 			fmt.Fprintf(s.errw, "panic: %v\n\n%s\n", p, debug.Stack())
 			s.mu.Lock()
-			s.th = s.in.MainThread(s.ctx, "repl")
+			s.th = s.state.NewThread("repl")
 			s.mu.Unlock()
 		}
 	}()
@@ -251,7 +256,7 @@ func (s *Session) run(filename string, src []byte, show bool) {
 	th, globals := s.th, s.globals
 	s.mu.Unlock()
 	th.Steps = 0 // each entry has the whole --max-steps budget
-	g, v, err := s.in.ExecChunkContext(ctx, th, filename, src, globals)
+	g, v, err := s.state.ExecChunkContext(ctx, th, filename, src, globals)
 	s.mu.Lock()
 	s.globals = g
 	s.mu.Unlock()

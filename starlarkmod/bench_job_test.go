@@ -55,9 +55,10 @@ func benchInterp(tb testing.TB, src string, opts starlarkmod.Options) (starlark.
 	}
 	in := starlarkmod.New(opts)
 	tb.Cleanup(func() { in.Close() })
-	g, err := in.ExecFile(context.Background(), path)
+	r := in.NewRun(context.Background(), "")
+	g, err := r.ExecFile(path)
 	require.NoError(tb, err)
-	return g, in.MainThread(context.Background(), "bench")
+	return g, r.NewThread("bench")
 }
 
 // call calls method name of value v with args.

@@ -53,8 +53,8 @@ import (
 // dispatcherValue is a Dispatcher.
 type dispatcherValue struct {
 	in      *Interpreter
+	run     *Run   // the run that made it: its handlers are that run's tasks
 	name    string // "dispatcher", or "Dispatcher created at x.star:3:5"
-	prefix  string // of the task keys of its handler calls (random seeds)
 	q       *engine.Dispatcher[delivery]
 	methods map[string]*starlark.Builtin
 
@@ -82,6 +82,7 @@ type delivery struct {
 	message  starlark.Value
 	handlers []starlark.Value
 	n        uint64
+	task     taskRef // the send: its handler calls are its children
 }
 
 var (
@@ -102,9 +103,8 @@ func init() {
 	}
 }
 
-func newDispatcher(in *Interpreter, name string) *dispatcherValue {
-	d := &dispatcherValue{in: in, name: name, subs: map[uint32][]*subscription{}}
-	d.prefix = "dispatcher:" + name
+func newDispatcher(r *Run, name string) *dispatcherValue {
+	d := &dispatcherValue{in: r.in, run: r, name: name, subs: map[uint32][]*subscription{}}
 	d.q = engine.NewDispatcher(d.deliver)
 	d.methods = make(map[string]*starlark.Builtin, len(dispatcherMethods))
 	for k, b := range dispatcherMethods {
@@ -117,11 +117,11 @@ func newDispatcherBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlar
 	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
 		return nil, err
 	}
-	in := interpOf(th)
-	if in == nil {
-		return nil, fmt.Errorf("%s: needs a semisync interpreter", b.Name())
+	r, err := needRun(th, b.Name())
+	if err != nil {
+		return nil, err
 	}
-	return newDispatcher(in, "Dispatcher created at "+callerPos(th)), nil
+	return newDispatcher(r, "Dispatcher created at "+callerPos(th)), nil
 }
 
 func (d *dispatcherValue) String() string {
@@ -323,10 +323,10 @@ func dispatcherSend(th *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		}
 	}
 	if !d.registered.Load() && !d.registered.Swap(true) {
-		in.pipelines().addDispatcher(d)
+		d.run.pipelines().addDispatcher(d)
 	}
-	m := delivery{sender: sender, message: message, handlers: handlers, n: d.sent.Add(1)}
-	if err := d.q.Post(in.bgContext(th), in.executor(th), m); err != nil {
+	m := delivery{sender: sender, message: message, handlers: handlers, n: d.sent.Add(1), task: stateOf(th).nextChild()}
+	if err := d.q.Post(d.run.bgContext(th), in.executor(th), m); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	return starlark.None, nil
@@ -339,16 +339,16 @@ func dispatcherSend(th *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 // ctx ended counts as delivered: its handler was interrupted).
 func (d *dispatcherValue) deliver(ctx context.Context, w *engine.Worker, batch []delivery) (n int) {
 	th := w.Local.(*starlark.Thread)
-	rec := d.in.record("dispatcher", fmt.Sprintf("%s: delivering %d messages", d.name, len(batch)))
+	rec := d.run.record("dispatcher", fmt.Sprintf("%s: delivering %d messages", d.name, len(batch)))
 	prev := d.delivering.Swap(th)
 	defer d.delivering.Store(prev)
 	if w.ID == 0 { // inline: th is the sender's thread, busy in send
 		ts := stateOf(th)
-		task, rng := ts.task, ts.rng
+		saved := ts.taskState
 		ts.inline++ // handlers are tasks: the same rules as on a worker
 		n = d.deliverAll(ctx, th, false, batch)
 		ts.inline--
-		ts.task, ts.rng = task, rng
+		ts.taskState = saved
 	} else {
 		n, _ = withContext(ctx, th, func() (int, error) {
 			return d.deliverAll(ctx, th, true, batch), nil
@@ -365,11 +365,12 @@ func (d *dispatcherValue) deliverAll(ctx context.Context, th *starlark.Thread, o
 		if ctx.Err() != nil {
 			return i // interrupted: the rest stays queued
 		}
-		for _, h := range m.handlers {
+		for k, h := range m.handlers {
 			if ctx.Err() != nil {
 				return i + 1 // interrupted in the middle of this message
 			}
-			ts.task, ts.rng = taskKey{prefix: d.prefix, n: int(m.n)}, nil
+			// Handler k of a message is task k+1 under the send that queued it.
+			ts.setTask(d.run, taskRef{m.task.parent, m.task.n, k + 1})
 			if ownThread {
 				th.Steps = 0
 			}
@@ -384,6 +385,7 @@ func (d *dispatcherValue) deliverAll(ctx context.Context, th *starlark.Thread, o
 				}
 				d.in.report(fmt.Sprintf("%s: handler %s(%s) for message %s failed:\n%s",
 					d.name, name, shortArgs(starlark.Tuple{m.sender}, nil), m.message, indent(errText(err))))
+				d.run.failed(fmt.Sprintf("%s: handler %s for message %s failed (reported above)", d.name, name, m.message))
 				uncancelInline(th) // an iterator's failure must not fail the next handler
 			}
 		}

@@ -77,16 +77,18 @@ dispatcher.wait()
 	var errOut syncBuffer
 	in := starlarkmod.New(starlarkmod.Options{Stdout: both, Stderr: &errOut})
 	session := context.Background()
-	th := in.MainThread(session, "repl")
+	r := in.NewRun(session, "")
+	th := r.NewThread("repl")
 	entry, cancel := context.WithCancel(session)
 	go func() {
 		<-out.seen
 		<-sent.seen
 		cancel()
 	}()
-	_, _, err := in.ExecChunkContext(entry, th, "entry.star", []byte(src), nil)
+	_, _, err := r.ExecChunkContext(entry, th, "entry.star", []byte(src), nil)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "context canceled")
+	require.NoError(t, r.Wait(session))
 	require.NoError(t, in.Close())
 	assert.ElementsMatch(t, []string{"sleeping", "sent", "handled 2", ""}, strings.Split(out.buf.String(), "\n"))
 	assert.Empty(t, errOut.String(), "an interrupted handler is not a failure to report")

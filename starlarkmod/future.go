@@ -29,7 +29,12 @@ type Future struct {
 	about    fmt.Stringer // what it is the future of, e.g. "revenue() queued at x.star:3:1"
 	op       string       // the builtin that started it, for errors
 	observed atomic.Bool
-	seq      uint64 // set by Interpreter.track
+	seq      uint64 // set by Run.track
+
+	// notStarted, if set, reports that the work has not been started and
+	// will not be unless the script does something first (a semisync call
+	// before semisync.begin): waiting would wait forever.
+	notStarted func(op string) error
 }
 
 var (
@@ -124,6 +129,11 @@ func (f *Future) await(th *starlark.Thread, timeout time.Duration) (starlark.Val
 // outcome waits for f and returns its value or an error fit to be returned
 // by the builtin b: the task's traceback wrapped with where it came from.
 func (f *Future) outcome(th *starlark.Thread, b *starlark.Builtin, timeout time.Duration) (starlark.Value, error) {
+	if f.notStarted != nil {
+		if err := f.notStarted(b.Name()); err != nil {
+			return nil, err
+		}
+	}
 	f.observed.Store(true)
 	v, err := f.await(th, timeout)
 	if err != nil {

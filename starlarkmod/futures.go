@@ -44,31 +44,32 @@ func (a *asyncFunc) String() string { return fmt.Sprintf("<future function %s>",
 func (a *asyncFunc) Type() string   { return "future_function" }
 
 func (a *asyncFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	return startFuture(th, a.fn, "future", args, kwargs, int(a.calls.Add(1)))
+	return startFuture(th, a.fn, "future", args, kwargs)
 }
 
 // startFuture starts fn(*args, **kwargs) as background work and returns
-// its Future. n numbers the calls of fn, for deterministic random streams.
-func startFuture(th *starlark.Thread, fn starlark.Callable, op string, args starlark.Tuple, kwargs []starlark.Tuple, n int) (starlark.Value, error) {
-	in := interpOf(th)
-	if in == nil {
-		return nil, fmt.Errorf("%s: needs a semisync interpreter", fn.Name())
+// its Future.
+func startFuture(th *starlark.Thread, fn starlark.Callable, op string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	r, err := needRun(th, fn.Name())
+	if err != nil {
+		return nil, err
 	}
+	in := r.in
 	if err := in.prepareArgs(th, fn.Name(), true, fn, args, kwargs); err != nil {
 		return nil, err
 	}
-	call := &futureCall{fn: fn, args: args, kwargs: kwargs, pos: th.CallFrame(1).Pos}
-	rec := in.recordOf(op, call)
-	key := taskKey{prefix: op + ":" + fn.Name(), n: n}
-	f := engine.Go(in.bgContext(th), in.executor(th), func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
-		return in.runTask(ctx, w, key, fn, args, kwargs)
+	call := &futureCall{fn: fn, args: args, kwargs: kwargs, pos: callerPosition(th)}
+	rec := r.recordOf(op, call)
+	key := stateOf(th).nextChild()
+	f := engine.Go(r.bgContext(th), in.executor(th), func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+		return r.runTask(ctx, w, key, fn, args, kwargs)
 	})
 	f.OnDone(func() {
 		_, err, _ := f.Peek()
 		rec.finish(err)
 	})
 	fut := newFutureOf(f, fn.Name(), call)
-	in.track(fut)
+	r.track(fut)
 	return fut, nil
 }
 
@@ -81,7 +82,16 @@ type futureCall struct {
 }
 
 func (c *futureCall) String() string {
-	return fmt.Sprintf("%s(%s) called at %s", c.fn.Name(), shortArgs(c.args, c.kwargs), c.pos)
+	return fmt.Sprintf("%s(%s) called %s", c.fn.Name(), shortArgs(c.args, c.kwargs), at(c.pos))
+}
+
+// at says where a call was made: "at file:line:col", or "from Go" if a host
+// called it (there is no Starlark frame).
+func at(pos syntax.Position) string {
+	if !pos.IsValid() {
+		return "from Go"
+	}
+	return "at " + pos.String()
 }
 
 func futureDecorator(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -310,7 +320,7 @@ func (s *blockingFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kw
 		rest = append(rest, kv)
 	}
 	if future {
-		return startFuture(th, s.fn, "future", args, rest, int(s.calls.Add(1)))
+		return startFuture(th, s.fn, "future", args, rest)
 	}
 	return starlark.Call(th, s.fn, args, rest)
 }

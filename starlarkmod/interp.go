@@ -6,12 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.starlark.net/starlark"
@@ -55,42 +51,28 @@ type Options struct {
 	ThreadInit func(th *starlark.Thread)
 }
 
-// An Interpreter runs semisync scripts. It owns a pool of worker goroutines,
-// each with its own Starlark thread, and everything scripts share (the
-// semisync call queue, background futures). Create it with [New], run
-// scripts with [Interpreter.ExecFile], and release it with
-// [Interpreter.Close]. Its methods are safe for concurrent use, but one
-// script runs on one main thread at a time.
+// An Interpreter runs semisync scripts. It holds the configuration, a
+// pool of worker goroutines (each with its own Starlark thread) and caches
+// of what it learned about compiled code; each execution has its own state
+// (a [Run]: see [Interpreter.ExecFile] and [Interpreter.NewRun]), so runs
+// on one Interpreter, one after the other or at once, never see each
+// other. Create it with [New] and release it with [Interpreter.Close]. Its
+// methods are safe for concurrent use.
 type Interpreter struct {
 	opts   Options
 	out    *lineWriter
 	errOut *lineWriter
 	pool   *engine.Pool
 	seed   int64
+	root   string // default load root of runs; "" means the script's directory
 
 	progs sync.Map // *starlark.Program -> *progInfo
 	ready sync.Map // *starlark.Function or preparable -> struct{}: prepared, safe forever
-
-	loadMu sync.Mutex
-	loads  map[string]*loadEntry
-	root   string
-
-	sem *semisyncState
 
 	predeclOnce sync.Once
 	predecl     starlark.StringDict
 	modulesOnce sync.Once
 	mods        map[string]starlark.StringDict
-
-	rootCtx atomic.Value // context.Context of the latest ExecFile or MainThread
-
-	bgMu   sync.Mutex
-	bg     map[*Future]struct{}              // background work to wait for before exit
-	bgSeq  uint64                            // numbers tracked futures, for reporting in order
-	atExit []func(ctx context.Context) error // more of it: drain dispatchers, ...
-
-	tasks taskLog
-	pipes pipelines // coroutines and dispatchers to settle before exit (pipeline.go)
 }
 
 // New returns an interpreter configured by opts.
@@ -105,13 +87,11 @@ func New(opts Options) *Interpreter {
 		opts:   opts,
 		out:    &lineWriter{w: opts.Stdout},
 		errOut: &lineWriter{w: opts.Stderr},
-		loads:  make(map[string]*loadEntry),
 	}
 	in.seed = opts.Seed
 	if !opts.Seeded {
 		in.seed = time.Now().UnixNano()
 	}
-	in.sem = newSemisyncState()
 	in.pool = engine.NewPool(engine.PoolOptions{
 		Limit: opts.Limit,
 		Max:   opts.MaxWorkers,
@@ -165,14 +145,45 @@ func (lw *lineWriter) line(s string) {
 type threadState struct {
 	in     *Interpreter
 	worker *engine.Worker // nil on a main thread
-	task   taskKey        // identity of the running task, for random seeding
-	rng    *randState     // created on first use in a task
 	inline int            // depth of tasks run inline on this thread (sequential mode)
+
+	// The running task (see taskState).
+	taskState
 
 	// On a worker: the context its thread is bound to, and how to unbind.
 	ctx   context.Context
 	stop  func() bool
 	fired chan struct{}
+}
+
+// taskState is what a thread knows of the task it runs: the run it belongs
+// to and its identity (see taskID), which seeds its random generator and
+// numbers the tasks it starts.
+type taskState struct {
+	run      *Run
+	task     taskRef
+	id       *taskID    // task.id(), once needed
+	children int        // tasks the running task has started
+	rng      *randState // created on first use in a task
+}
+
+// setTask makes the thread run the task ref of run r (between tasks).
+func (ts *threadState) setTask(r *Run, ref taskRef) {
+	ts.taskState = taskState{run: r, task: ref}
+}
+
+// taskID returns the identity of the running task.
+func (ts *threadState) taskID() *taskID {
+	if ts.id == nil {
+		ts.id = ts.task.id()
+	}
+	return ts.id
+}
+
+// nextChild numbers a task that the running task starts.
+func (ts *threadState) nextChild() taskRef {
+	ts.children++
+	return taskRef{parent: ts.taskID(), n: ts.children}
 }
 
 // bind makes ctx the context of th, a worker's thread, for the next task:
@@ -221,13 +232,15 @@ func (in *Interpreter) newThread(name string, w *engine.Worker) *starlark.Thread
 		Print: func(_ *starlark.Thread, msg string) { in.out.line(msg) },
 	}
 	if w == nil {
-		th.Load = in.load
+		th.Load = func(th *starlark.Thread, module string) (starlark.StringDict, error) {
+			return runOf(th).load(th, module)
+		}
 	} else {
 		th.Load = func(*starlark.Thread, string) (starlark.StringDict, error) {
 			return nil, errors.New("load is only allowed at the top level of a file")
 		}
 	}
-	th.SetLocal(localState, &threadState{in: in, worker: w, task: taskKey{prefix: name}})
+	th.SetLocal(localState, &threadState{in: in, worker: w})
 	th.SetLocal(localContext, context.Background())
 	if in.opts.MaxSteps > 0 {
 		th.SetMaxExecutionSteps(in.opts.MaxSteps)
@@ -317,12 +330,12 @@ func (in *Interpreter) executor(th *starlark.Thread) engine.Executor {
 // ctx. On a pool worker it owns w's thread for the call: it sets the
 // context, resets the step budget and the random generator. Inline (the
 // worker's thread is the caller's), it just calls fn. The result is frozen.
-func (in *Interpreter) runTask(ctx context.Context, w *engine.Worker, task taskKey, fn starlark.Callable, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn starlark.Callable, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	th := w.Local.(*starlark.Thread)
 	ts := stateOf(th)
 	if w.ID == 0 { // inline: the caller's own thread; only the task identity changes
-		saved, savedRng := ts.task, ts.rng
-		ts.task, ts.rng = task, nil
+		saved := ts.taskState
+		ts.setTask(r, task)
 		ts.inline++
 		depth := th.CallStackDepth()
 		v, err := starlark.Call(th, fn, args, kwargs)
@@ -339,13 +352,13 @@ func (in *Interpreter) runTask(ctx context.Context, w *engine.Worker, task taskK
 			trimmed.CallStack = ee.CallStack[depth:]
 			err = &trimmed
 		}
-		ts.task, ts.rng = saved, savedRng
+		ts.taskState = saved
 		if err == nil {
 			v.Freeze()
 		}
 		return v, err
 	}
-	ts.task, ts.rng = task, nil
+	ts.setTask(r, task)
 	th.Steps = 0
 	ts.bind(th, ctx)
 	v, err := starlark.Call(th, fn, args, kwargs)
@@ -355,72 +368,72 @@ func (in *Interpreter) runTask(ctx context.Context, w *engine.Worker, task taskK
 	return v, err
 }
 
-// A taskKey identifies a task deterministically (given the same script and
-// seed): it seeds the task's random generator. It is formatted only if the
-// task uses random.
-type taskKey struct {
-	prefix string
-	n      int
+// ExecFile runs the script at path as the main module of a new [Run]
+// with ctx: cancelling ctx stops all of its Starlark code, including tasks,
+// promptly. It waits for background work the script started (futures,
+// begin(_future=True)) before returning, and returns the first error: the
+// script's, else one reporting unobserved background failures.
+func (in *Interpreter) ExecFile(ctx context.Context, path string) (starlark.StringDict, error) {
+	return in.NewRun(ctx, in.rootFor(path)).ExecFile(path)
 }
 
-func (k taskKey) String() string { return k.prefix + "#" + strconv.Itoa(k.n) }
-
-// ExecFile runs the script at path as the main module with ctx: cancelling
-// ctx stops all of its Starlark code, including tasks, promptly. It waits
-// for background work the script started (futures, begin(_future=True))
-// before returning, and returns the first error: the script's, else one
-// reporting unobserved background failures.
-func (in *Interpreter) ExecFile(ctx context.Context, path string) (starlark.StringDict, error) {
-	if in.root == "" {
-		in.root = filepath.Dir(path)
-	}
+// ExecFile runs the script at path as a main module of the run, on a new
+// main thread, then waits for the background work of the run and returns
+// the first error, like [Interpreter.ExecFile].
+func (r *Run) ExecFile(path string) (starlark.StringDict, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	th := in.MainThread(ctx, "main")
-	globals, err := withContext(ctx, th, func() (starlark.StringDict, error) {
-		return in.execModule(th, path, src)
+	th := r.NewThread("main")
+	globals, err := withContext(r.ctx, th, func() (starlark.StringDict, error) {
+		return r.execModule(th, path, src)
 	})
-	werr := in.Wait(ctx)
+	werr := r.Wait(r.ctx)
 	if err == nil {
 		err = werr
 	}
 	return globals, err
 }
 
-// MainThread returns a new thread for running script code on the caller's
-// goroutine (the REPL, an embedder's own calls) with ctx as its context.
-func (in *Interpreter) MainThread(ctx context.Context, name string) *starlark.Thread {
-	th := in.newThread(name, nil)
-	th.SetLocal(localContext, ctx)
-	in.rootCtx.Store(ctxBox{ctx})
+// NewRun returns the state of a new execution (a REPL session, an
+// embedder's series of calls) under ctx: background work it starts runs
+// under ctx, and load() stays under root ("" for the interpreter's root,
+// else the current directory). Call [Run.Wait] when it is done.
+func (in *Interpreter) NewRun(ctx context.Context, root string) *Run {
+	if root == "" {
+		root = in.root
+	}
+	if root == "" {
+		root = "."
+	}
+	return in.newRun(ctx, root)
+}
+
+// NewThread returns a new thread of the run for running script code on the
+// calling goroutine (the REPL, an embedder's own calls), with the run's
+// context as its context. It is the run's main thread: the tasks it starts
+// are numbered from those of the run's earlier main threads.
+func (r *Run) NewThread(name string) *starlark.Thread {
+	th := r.in.newThread(name, nil)
+	th.SetLocal(localContext, r.ctx)
+	ts := stateOf(th)
+	ts.run = r
+	ts.id = r.main
 	return th
 }
 
-type ctxBox struct{ context.Context }
-
-// bgContext returns the context for background work started from th
-// (a future, begin(_future=True)): the thread's own context on a main
-// thread, but the session's on a worker, because a task's context ends with
-// the task while what it starts in the background must outlive it.
-func (in *Interpreter) bgContext(th *starlark.Thread) context.Context {
-	if isWorker(th) {
-		if b, ok := in.rootCtx.Load().(ctxBox); ok {
-			return b.Context
-		}
-	}
-	return contextOf(th)
-}
+// Interpreter returns the interpreter the run belongs to.
+func (r *Run) Interpreter() *Interpreter { return r.in }
 
 // execModule parses (with decorators), compiles, records and runs one
 // module, then freezes its globals.
-func (in *Interpreter) execModule(th *starlark.Thread, filename string, src []byte) (starlark.StringDict, error) {
-	prog, err := in.Compile(filename, src)
+func (r *Run) execModule(th *starlark.Thread, filename string, src []byte) (starlark.StringDict, error) {
+	prog, err := r.in.Compile(filename, src)
 	if err != nil {
 		return nil, err
 	}
-	g, err := prog.Init(th, in.Predeclared())
+	g, err := prog.Init(th, r.predecl)
 	g.Freeze()
 	return g, err
 }
@@ -432,7 +445,7 @@ func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, 
 	if err != nil {
 		return nil, err
 	}
-	pre := in.Predeclared()
+	pre := in.predeclared()
 	prog, err := starlark.FileProgram(f, pre.Has)
 	if err != nil {
 		return nil, err
@@ -446,7 +459,7 @@ func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, 
 // globals updated with the chunk's own bindings. If the chunk's last
 // statement is an expression (other than a call that returns None), its
 // value is returned as val and bound to "_". Decorators work as in files.
-func (in *Interpreter) ExecChunk(th *starlark.Thread, filename string, src []byte, globals starlark.StringDict) (result starlark.StringDict, val starlark.Value, err error) {
+func (r *Run) ExecChunk(th *starlark.Thread, filename string, src []byte, globals starlark.StringDict) (result starlark.StringDict, val starlark.Value, err error) {
 	f, err := decorator.Parse(chunkOptions, filename, src, 0) // see repl_support.go
 	if err != nil {
 		return globals, nil, err
@@ -466,7 +479,7 @@ func (in *Interpreter) ExecChunk(th *starlark.Thread, filename string, src []byt
 		}
 	}
 	env := make(starlark.StringDict, len(globals)+16)
-	for k, v := range in.Predeclared() {
+	for k, v := range r.predecl {
 		env[k] = v
 	}
 	for k, v := range globals {
@@ -477,7 +490,7 @@ func (in *Interpreter) ExecChunk(th *starlark.Thread, filename string, src []byt
 	if err != nil {
 		return globals, nil, err
 	}
-	in.progs.Store(prog, analyze(f))
+	r.in.progs.Store(prog, analyze(f))
 	g, err := prog.Init(th, env)
 	result = make(starlark.StringDict, len(globals)+len(g))
 	for k, v := range globals {
@@ -495,91 +508,18 @@ func (in *Interpreter) ExecChunk(th *starlark.Thread, filename string, src []byt
 	return result, val, err
 }
 
-// Wait waits for the background work started so far (futures, graphs run
-// with _future=True, pending dispatcher messages) and returns an error
-// listing the failures nobody observed, or ctx's cause if ctx ends first.
-func (in *Interpreter) Wait(ctx context.Context) error {
-	var errs []string
-	for {
-		in.bgMu.Lock()
-		bg, hooks := in.bg, in.atExit
-		in.bg = nil
-		in.bgMu.Unlock()
-		for _, h := range hooks {
-			if err := h(ctx); err != nil {
-				if ctx.Err() != nil {
-					return context.Cause(ctx)
-				}
-				errs = append(errs, err.Error())
-			}
-		}
-		if len(bg) == 0 {
-			in.bgMu.Lock()
-			more := len(in.bg) > 0
-			in.bgMu.Unlock()
-			if !more {
-				break
-			}
-			continue
-		}
-		for _, f := range sortedFutures(bg) {
-			if _, err := f.f.Result(ctx); err != nil {
-				if ctx.Err() != nil {
-					return context.Cause(ctx)
-				}
-				if !f.observed.Load() {
-					errs = append(errs, fmt.Sprintf("%s failed:\n%s", f.desc(), indent(errText(err))))
-				}
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("background work failed and nobody waited for it:\n%s", strings.Join(errs, "\n"))
-	}
-	return nil
-}
-
-// track records background work for [Interpreter.Wait]: until it is done,
-// and afterwards if it failed (its error may need reporting).
-func (in *Interpreter) track(f *Future) {
-	in.bgMu.Lock()
-	if in.bg == nil {
-		in.bg = map[*Future]struct{}{}
-	}
-	in.bgSeq++
-	f.seq = in.bgSeq
-	in.bg[f] = struct{}{}
-	in.bgMu.Unlock()
-	f.f.OnDone(func() {
-		if _, err, _ := f.f.Peek(); err == nil {
-			in.bgMu.Lock()
-			delete(in.bg, f)
-			in.bgMu.Unlock()
-		}
-	})
-}
-
-// onWait registers h to run each time [Interpreter.Wait] runs (before the
-// interpreter exits): it waits for background work that is not a future,
-// such as a dispatcher's queue, and returns its unobserved failures.
-func (in *Interpreter) onWait(h func(ctx context.Context) error) {
-	in.bgMu.Lock()
-	in.atExit = append(in.atExit, h)
-	in.bgMu.Unlock()
-}
-
 // report writes a message (possibly several lines) to the interpreter's
 // error output, line-atomically with respect to other output there.
 func (in *Interpreter) report(msg string) {
 	in.errOut.line(strings.TrimRight(msg, "\n"))
 }
 
-// Close waits for background work and stops the worker pool. The
-// interpreter must not be used afterwards.
+// Close stops the worker pool, after waiting for the tasks running on it.
+// Wait for each run ([Run.Wait]) first: Close does not report their
+// failures. The interpreter must not be used afterwards.
 func (in *Interpreter) Close() error {
-	err := in.Wait(context.Background())
 	in.pool.Close()
-	return err
+	return nil
 }
 
 // errText renders an error for a report: a Starlark backtrace if it has one.
@@ -623,7 +563,7 @@ func (e *TaskError) Error() string {
 func (e *TaskError) Unwrap() error { return e.Err }
 
 // callerPos returns the position of the Starlark code that called the
-// running builtin, as "file:line:col".
+// running builtin, as "file:line:col", or "?" if a host called it from Go.
 func callerPos(th *starlark.Thread) string {
 	if th.CallStackDepth() < 2 {
 		return "?"
@@ -631,12 +571,12 @@ func callerPos(th *starlark.Thread) string {
 	return th.CallFrame(1).Pos.String()
 }
 
-// sortedFutures returns the futures of set in the order they were tracked.
-func sortedFutures(set map[*Future]struct{}) []*Future {
-	list := make([]*Future, 0, len(set))
-	for f := range set {
-		list = append(list, f)
+// callerPosition is callerPos as a position; it is invalid (and prints as
+// "<invalid>"... so check IsValid) if a host called the builtin from Go,
+// where there is no calling frame (Thread.CallFrame(1) would panic).
+func callerPosition(th *starlark.Thread) syntax.Position {
+	if th.CallStackDepth() < 2 {
+		return syntax.Position{}
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
-	return list
+	return th.CallFrame(1).Pos
 }

@@ -172,11 +172,12 @@ func jobRun(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwarg
 	if future {
 		return j.start(th, b.Name())
 	}
-	ts := stateOf(th)
-	if ts == nil {
-		return nil, fmt.Errorf("%s: needs a semisync interpreter", b.Name())
+	rn, err := needRun(th, b.Name())
+	if err != nil {
+		return nil, err
 	}
-	in := ts.in
+	in := rn.in
+	ts := stateOf(th)
 	if err := in.prepare(th, b.Name(), false, j.fn, j.args); err != nil {
 		return nil, err
 	}
@@ -185,7 +186,7 @@ func jobRun(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwarg
 		caller = &engine.Worker{Local: th}
 	}
 	r := jobRunner{
-		in: in, j: j, op: b.Name(), where: scriptPos(th), prefix: jobPrefix(th, ts),
+		in: in, rn: rn, j: j, op: b.Name(), where: scriptPos(th), id: ts.nextChild().id(),
 		background: isWorker(th), bar: !isWorker(th),
 	}
 	return r.run(contextOf(th), th, in.executor(th), caller)
@@ -202,21 +203,21 @@ func jobStart(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwa
 // interpreter waits for before exiting. Everything the job reaches,
 // items included, is prepared first: the script goes on meanwhile.
 func (j *jobValue) start(th *starlark.Thread, op string) (starlark.Value, error) {
-	ts := stateOf(th)
-	if ts == nil {
-		return nil, fmt.Errorf("%s: needs a semisync interpreter", op)
+	rn, err := needRun(th, op)
+	if err != nil {
+		return nil, err
 	}
-	in := ts.in
+	in := rn.in
 	if err := in.prepare(th, op, true, j.fn, j.args, j.items); err != nil {
 		return nil, err
 	}
-	r := jobRunner{in: in, j: j, op: op, where: scriptPos(th), prefix: jobPrefix(th, ts), background: true}
+	r := jobRunner{in: in, rn: rn, j: j, op: op, where: scriptPos(th), id: stateOf(th).nextChild().id(), background: true}
 	desc := fmt.Sprintf("job %s started at %s", j.fn.Name(), r.where)
 	var fut *engine.Future[starlark.Value]
 	if in.opts.Sequential {
 		fut = engine.Resolved(r.run(contextOf(th), th, in.executor(th), &engine.Worker{Local: th}))
 	} else {
-		fut = engine.Go(in.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+		fut = engine.Go(rn.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 			wth := w.Local.(*starlark.Thread)
 			return withContext(ctx, wth, func() (starlark.Value, error) {
 				return r.run(ctx, wth, in.pool, w)
@@ -224,50 +225,27 @@ func (j *jobValue) start(th *starlark.Thread, op string) (starlark.Value, error)
 		})
 	}
 	f := newFuture(fut, op, desc)
-	in.track(f)
+	rn.track(f)
 	return f, nil
-}
-
-// jobCounter numbers the jobs a task runs, so that each run has its own
-// random streams, deterministically.
-type jobCounter struct {
-	task taskKey
-	n    int
-}
-
-const localJobs = "semisync.jobs"
-
-// jobPrefix names a run of a job for seeding its items' random generators:
-// the running task, and how many jobs it ran before.
-func jobPrefix(th *starlark.Thread, ts *threadState) string {
-	c, _ := th.Local(localJobs).(*jobCounter)
-	if c == nil {
-		c = &jobCounter{}
-		th.SetLocal(localJobs, c)
-	}
-	if c.task != ts.task {
-		c.task, c.n = ts.task, 0
-	}
-	c.n++
-	return ts.task.String() + "/job" + strconv.Itoa(c.n)
 }
 
 // jobRunner is one run of a job.
 type jobRunner struct {
 	in         *Interpreter
+	rn         *Run
 	j          *jobValue
-	op         string // the builtin, for errors
-	where      string // the line that called run
-	prefix     string // task key prefix of the items
-	background bool   // items must pass the background rule
-	bar        bool   // a progress bar may be shown
+	op         string  // the builtin, for errors
+	where      string  // the line that called run
+	id         *taskID // the run's identity: item i is its child i
+	background bool    // items must pass the background rule
+	bar        bool    // a progress bar may be shown
 }
 
 // run maps the job's function over its items on ex; th is the calling
 // thread, which pulls the items, and caller its worker.
 func (r *jobRunner) run(ctx context.Context, th *starlark.Thread, ex engine.Executor, caller *engine.Worker) (_ starlark.Value, err error) {
 	j := r.j
-	rec := r.in.record("job", fmt.Sprintf("%s over %s items, run at %s", j.fn.Name(), j.items.Type(), r.where))
+	rec := r.rn.record("job", fmt.Sprintf("%s over %s items, run at %s", j.fn.Name(), j.items.Type(), r.where))
 	defer func() { rec.finish(err) }()
 	iter := j.items.Iterate()
 	defer iter.Done()
@@ -357,7 +335,7 @@ func (r *jobRunner) startWorker(caller *engine.Worker, inline bool) func(ctx con
 			th = r.in.newThread(th.Name+"/job", w)
 		}
 		ts := stateOf(th)
-		savedTask, savedRng := ts.task, ts.rng
+		saved := ts.taskState
 		// Bind the thread to the loop's context once for all its items
 		// (threadState.bind): cancelling it cancels whichever item runs.
 		ts.bind(th, ctx)
@@ -368,7 +346,7 @@ func (r *jobRunner) startWorker(caller *engine.Worker, inline bool) func(ctx con
 		buf := make(starlark.Tuple, 1+len(extra))
 		copy(buf[1:], extra)
 		call := func(ctx context.Context, i int, item starlark.Value) (starlark.Value, error) {
-			ts.task, ts.rng = taskKey{prefix: r.prefix, n: i}, nil
+			ts.setTask(r.rn, taskRef{parent: r.id, n: i})
 			th.Steps = 0
 			args := buf
 			if !reuse {
@@ -393,7 +371,7 @@ func (r *jobRunner) startWorker(caller *engine.Worker, inline bool) func(ctx con
 			if fresh {
 				ts.unbind(th)
 			} // a pool worker's thread stays bound until its next task
-			ts.task, ts.rng = savedTask, savedRng
+			ts.taskState = saved
 		}
 	}
 }
@@ -476,11 +454,12 @@ func jobRunSingle(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 		return nil, err
 	}
 	j := b.Receiver().(*jobValue)
-	in := interpOf(th)
-	if in == nil {
-		return nil, fmt.Errorf("%s: needs a semisync interpreter", b.Name())
+	rn, err := needRun(th, b.Name())
+	if err != nil {
+		return nil, err
 	}
-	r := jobRunner{in: in, j: j, op: b.Name(), where: scriptPos(th)}
+	in := rn.in
+	r := jobRunner{in: in, rn: rn, j: j, op: b.Name(), where: scriptPos(th)}
 	var bar *progress
 	if !isWorker(th) && j.progress != starlark.False {
 		total := -1

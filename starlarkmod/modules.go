@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -17,10 +16,15 @@ import (
 	"go.starlark.net/starlark"
 )
 
-// Predeclared returns the names every semisync script sees without load:
-// semisync, Manager, Lock, sleep and argv (the script's arguments), along
-// with the rest of the builtins as later issues add them.
-func (in *Interpreter) Predeclared() starlark.StringDict {
+// Predeclared returns the names every script of the run sees without
+// load: the builtins of DESIGN.md section 4 and argv (the script's
+// arguments). The global dispatcher is the run's own.
+func (r *Run) Predeclared() starlark.StringDict { return r.predecl }
+
+// predeclared returns the interpreter's predeclared names, shared by its
+// runs, with a placeholder for what each run has of its own (dispatcher).
+// Compilation needs only the names.
+func (in *Interpreter) predeclared() starlark.StringDict {
 	in.predeclOnce.Do(func() {
 		argv := make([]starlark.Value, len(in.opts.Args))
 		for i, a := range in.opts.Args {
@@ -47,7 +51,7 @@ func (in *Interpreter) Predeclared() starlark.StringDict {
 			"inject":     starlark.NewBuiltin("inject", inject),
 			"broadcast":  starlark.NewBuiltin("broadcast", newBroadcast),
 			"Dispatcher": starlark.NewBuiltin("Dispatcher", newDispatcherBuiltin),
-			"dispatcher": newDispatcher(in, "dispatcher"),
+			"dispatcher": starlark.None, // each run's own: see newRun
 		}
 		in.predecl.Freeze()
 	})
@@ -58,7 +62,7 @@ func (in *Interpreter) Predeclared() starlark.StringDict {
 // members.
 func (in *Interpreter) modules() map[string]starlark.StringDict {
 	in.modulesOnce.Do(func() {
-		pre := in.Predeclared()
+		pre := in.predeclared()
 		timeMembers := starlark.StringDict{"sleep": sleepBuiltin}
 		for k, v := range starlarktime.Module.Members {
 			timeMembers[k] = v
@@ -102,11 +106,12 @@ type loadEntry struct {
 }
 
 // load implements load(): a module name from ModuleNames, or a script file
-// named relative to the loading file, which must stay under the root
-// directory (that of the main script). Each file runs once; its globals are
-// frozen.
-func (in *Interpreter) load(th *starlark.Thread, module string) (starlark.StringDict, error) {
-	if m, ok := in.modules()[module]; ok {
+// named relative to the loading file, which must stay under the run's root
+// directory (that of the main script). Each file runs once per run; its
+// globals are frozen.
+func (r *Run) load(th *starlark.Thread, module string) (starlark.StringDict, error) {
+	in := r.in
+	if m, ok := r.mods[module]; ok {
 		return m, nil
 	}
 	if !strings.HasSuffix(module, ".star") {
@@ -117,38 +122,38 @@ func (in *Interpreter) load(th *starlark.Thread, module string) (starlark.String
 		from = filepath.Dir(th.CallFrame(0).Pos.Filename())
 	}
 	path := filepath.Join(from, filepath.FromSlash(module))
-	abs, err := in.underRoot(path)
+	abs, err := r.underRoot(path)
 	if err != nil {
 		return nil, err
 	}
-	in.loadMu.Lock()
-	e, ok := in.loads[abs]
+	r.loadMu.Lock()
+	e, ok := r.loads[abs]
 	if ok && !e.done {
-		in.loadMu.Unlock()
+		r.loadMu.Unlock()
 		return nil, fmt.Errorf("cycle in load graph: %s loads itself", path)
 	}
 	if !ok {
 		e = &loadEntry{}
-		in.loads[abs] = e
+		r.loads[abs] = e
 	}
-	in.loadMu.Unlock()
+	r.loadMu.Unlock()
 	if ok {
 		return e.globals, e.err
 	}
 	src, err := os.ReadFile(abs)
 	if err == nil {
-		e.globals, err = in.execModule(th, path, src)
+		e.globals, err = r.execModule(th, path, src)
 	}
-	in.loadMu.Lock()
+	r.loadMu.Lock()
 	e.err, e.done = err, true
-	in.loadMu.Unlock()
+	r.loadMu.Unlock()
 	return e.globals, err
 }
 
-// underRoot checks that path is inside the interpreter's root, both as
-// written and with symbolic links resolved, and returns the resolved path.
-func (in *Interpreter) underRoot(path string) (string, error) {
-	root := in.root
+// underRoot checks that path is inside the run's root, both as written
+// and with symbolic links resolved, and returns the resolved path.
+func (r *Run) underRoot(path string) (string, error) {
+	root := r.root
 	if root == "" {
 		root = "."
 	}
@@ -181,8 +186,9 @@ func (in *Interpreter) underRoot(path string) (string, error) {
 	return real, nil
 }
 
-// SetRoot sets the directory that script loads must stay under. ExecFile
-// sets it to the main script's directory.
+// SetRoot sets the directory that the loads of later runs must stay under
+// (by default, the main script's directory, or for [Interpreter.NewRun]
+// the current directory). Call it before starting runs.
 func (in *Interpreter) SetRoot(dir string) { in.root = dir }
 
 // sleep(secs) waits for secs seconds. It returns early with an error when
@@ -248,9 +254,7 @@ func rng(th *starlark.Thread) *rand.Rand {
 		return rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	if ts.rng == nil {
-		h := fnv.New64a()
-		h.Write([]byte(ts.task.String()))
-		ts.rng = &randState{rand.New(rand.NewPCG(uint64(ts.in.seed), h.Sum64()))}
+		ts.rng = &randState{rand.New(rand.NewPCG(uint64(ts.in.seed), ts.taskID().hash))}
 	}
 	return ts.rng.r
 }

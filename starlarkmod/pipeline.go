@@ -121,10 +121,11 @@ type pipelines struct {
 	dispatchers []*dispatcherValue // every dispatcher that ever sent a message
 }
 
-// pipelines returns the registry, registering its exit hook on first use.
-func (in *Interpreter) pipelines() *pipelines {
-	p := &in.pipes
-	p.once.Do(func() { in.onWait(func(ctx context.Context) error { return p.settle(ctx, in) }) })
+// pipelines returns the run's registry, registering its exit hook on
+// first use.
+func (r *Run) pipelines() *pipelines {
+	p := &r.pipes
+	p.once.Do(func() { r.onWait(func(ctx context.Context) error { return p.settle(ctx, r) }) })
 	return p
 }
 
@@ -154,11 +155,12 @@ func (p *pipelines) addDispatcher(d *dispatcherValue) {
 // nobody closed, in the order they were started, until nothing is left.
 // The interpreter then waits for the consumers' functions like any other
 // background work (and comes back here, should they send more).
-func (p *pipelines) settle(ctx context.Context, in *Interpreter) error {
+func (p *pipelines) settle(ctx context.Context, r *Run) error {
+	in := r.in
 	for {
 		// Once the session is interrupted, start nothing new (DESIGN.md,
 		// section 2): drop undelivered messages, fail unrun consumers.
-		interrupted := context.Cause(in.sessionContext())
+		interrupted := context.Cause(r.ctx)
 		busy := false
 		p.mu.Lock()
 		ds := append([]*dispatcherValue(nil), p.dispatchers...)

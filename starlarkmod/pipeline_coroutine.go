@@ -45,41 +45,42 @@ func (cf *coroutineFunc) Type() string { return "coroutine_function" }
 // CallInternal starts the consumer: fn(inbox, *args, **kwargs) on a worker
 // (in sequential mode, later: see coroutine.runInline).
 func (cf *coroutineFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	in := interpOf(th)
-	if in == nil {
-		return nil, fmt.Errorf("%s: needs a semisync interpreter", cf.fn.Name())
+	r, err := needRun(th, cf.fn.Name())
+	if err != nil {
+		return nil, err
 	}
+	in := r.in
 	if err := in.prepareArgs(th, cf.fn.Name(), true, cf.fn, args, kwargs); err != nil {
 		return nil, err
 	}
-	p := in.pipelines()
-	n := int(cf.calls.Add(1))
+	p := r.pipelines()
 	c := &coroutine{
 		in:     in,
+		run:    r,
 		desc:   fmt.Sprintf("%s(%s) called at %s", cf.fn.Name(), shortArgs(args, kwargs), callerPos(th)),
 		fn:     cf.fn,
 		args:   args,
 		kwargs: kwargs,
-		key:    taskKey{prefix: "coroutine:" + cf.fn.Name(), n: n},
+		key:    stateOf(th).nextChild(),
 	}
 	c.methods = bindConsumerMethods(c)
 	p.mu.Lock()
 	p.seq++
 	c.seq = p.seq
 	p.mu.Unlock()
-	c.rec = in.record("coroutine", c.desc)
+	c.rec = r.record("coroutine", c.desc)
 
 	var ef *engine.Future[starlark.Value]
 	if in.opts.Sequential {
 		ef, c.resolve = engine.NewPromise[starlark.Value]()
 	} else {
 		c.inbox = engine.NewStream[starlark.Value](cf.buffer)
-		ef = engine.Go(in.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+		ef = engine.Go(r.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 			ib := &inbox{c: c, ctx: ctx, w: w, owner: w.Local.(*starlark.Thread)}
 			c.running.Store(ib.owner)
 			defer c.running.Store(nil)
 			defer ib.dead.Store(true)
-			return in.runTask(ctx, w, c.key, c.fn, append(starlark.Tuple{ib}, c.args...), c.kwargs)
+			return r.runTask(ctx, w, c.key, c.fn, append(starlark.Tuple{ib}, c.args...), c.kwargs)
 		})
 		ef.OnDone(func() {
 			// On the consumer's goroutine (or, if the task never ran, on the
@@ -94,7 +95,7 @@ func (cf *coroutineFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, 
 		})
 	}
 	c.fut = newFuture(ef, "coroutine", c.desc)
-	in.track(c.fut)
+	r.track(c.fut)
 	p.addOpen(c)
 	return c, nil
 }
@@ -103,6 +104,7 @@ func (cf *coroutineFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, 
 // @coroutine function.
 type coroutine struct {
 	in      *Interpreter
+	run     *Run
 	desc    string // "consume() called at x.star:3:1"
 	seq     uint64 // creation order, for closing at exit
 	fut     *Future
@@ -112,7 +114,7 @@ type coroutine struct {
 	fn     starlark.Callable
 	args   starlark.Tuple
 	kwargs []starlark.Tuple
-	key    taskKey
+	key    taskRef
 
 	inbox   *engine.Stream[starlark.Value]  // parallel mode
 	running atomic.Pointer[starlark.Thread] // the thread running the function
@@ -245,7 +247,7 @@ func (c *coroutine) markClosed(where string) bool {
 	c.closed, c.closedAt = true, where
 	c.closing.Store(true)
 	c.mu.Unlock()
-	c.in.pipelines().removeOpen(c)
+	c.run.pipelines().removeOpen(c)
 	return true
 }
 
@@ -255,7 +257,7 @@ func (c *coroutine) abort(th *starlark.Thread, err error) {
 	c.closed, c.closedAt = true, "an abort ("+err.Error()+")"
 	c.closing.Store(true)
 	c.mu.Unlock()
-	c.in.pipelines().removeOpen(c)
+	c.run.pipelines().removeOpen(c)
 	c.fut.observed.Store(true)
 	if c.inbox != nil {
 		c.inbox.Close(err)
@@ -314,7 +316,7 @@ func (c *coroutine) runInline(th *starlark.Thread, closed bool) {
 func (c *coroutine) runWith(th *starlark.Thread, ib *inlineInbox) {
 	c.ran = true
 	depth := th.CallStackDepth()
-	v, err := c.in.runTask(contextOf(th), &engine.Worker{Local: th}, c.key, c.fn, append(starlark.Tuple{ib}, c.args...), c.kwargs)
+	v, err := c.run.runTask(contextOf(th), &engine.Worker{Local: th}, c.key, c.fn, append(starlark.Tuple{ib}, c.args...), c.kwargs)
 	ib.dead = true
 	c.buf = nil
 	uncancelInline(th)

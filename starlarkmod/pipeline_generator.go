@@ -48,21 +48,23 @@ func (g *generatorFunc) Type() string { return "generator_function" }
 // Nothing runs until the stream is iterated; the arguments are prepared
 // now, so that errors point at the call.
 func (g *generatorFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	in := interpOf(th)
-	if in == nil {
-		return nil, fmt.Errorf("%s: needs a semisync interpreter", g.fn.Name())
+	r, err := needRun(th, g.fn.Name())
+	if err != nil {
+		return nil, err
 	}
+	in := r.in
 	if err := in.prepareArgs(th, g.fn.Name(), true, g.fn, args, kwargs); err != nil {
 		return nil, err
 	}
 	return &stream{
 		g:      g,
 		in:     in,
+		run:    r,
 		args:   args,
 		kwargs: kwargs,
 		owner:  th,
 		desc:   fmt.Sprintf("%s(%s) called at %s", g.fn.Name(), shortArgs(args, kwargs), callerPos(th)),
-		key:    taskKey{prefix: "generator:" + g.fn.Name(), n: int(g.calls.Add(1))},
+		key:    stateOf(th).nextChild(),
 	}, nil
 }
 
@@ -76,11 +78,12 @@ func (g *generatorFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, k
 type stream struct {
 	g      *generatorFunc
 	in     *Interpreter
+	run    *Run
 	args   starlark.Tuple
 	kwargs []starlark.Tuple
 	owner  *starlark.Thread
 	desc   string
-	key    taskKey
+	key    taskRef
 	used   atomic.Bool
 	frozen atomic.Bool
 }
@@ -111,17 +114,9 @@ func (s *stream) fail(th *starlark.Thread, err error) {
 	s.in.report(errText(err))
 }
 
-// sessionContext is the context of the interpreter's latest session.
-func (in *Interpreter) sessionContext() context.Context {
-	if b, ok := in.rootCtx.Load().(ctxBox); ok {
-		return b.Context
-	}
-	return context.Background()
-}
-
 func (s *stream) Iterate() starlark.Iterator {
 	var th *starlark.Thread // the consuming thread; nil when detached
-	ctx := s.in.sessionContext()
+	ctx := s.run.ctx
 	var w *engine.Worker
 	if !s.frozen.Load() {
 		th, ctx, w = s.owner, contextOf(s.owner), workerOf(s.owner)
@@ -141,13 +136,13 @@ func (s *stream) start(ctx context.Context, w *engine.Worker, th *starlark.Threa
 	in := s.in
 	pctx, cancel := context.WithCancelCause(ctx)
 	st := engine.NewStream[starlark.Value](s.g.buffer)
-	rec := in.record("generator", s.desc)
+	rec := s.run.record("generator", s.desc)
 	em := &emitter{s: s, st: st}
 	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
 	ef := engine.Go(pctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		em.ctx, em.w = ctx, w
 		defer em.done.Store(true)
-		return in.runTask(ctx, w, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
+		return s.run.runTask(ctx, w, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
 	})
 	ef.OnDone(func() {
 		_, err, _ := ef.Peek()
@@ -220,13 +215,13 @@ func (it *streamIterator) Done() {
 // on the consuming thread (a thread of its own when detached), and returns
 // an iterator over what it emitted; its error, if any, comes last.
 func (s *stream) runInline(ctx context.Context, th *starlark.Thread) starlark.Iterator {
-	rec := s.in.record("generator", s.desc)
+	rec := s.run.record("generator", s.desc)
 	var items []starlark.Value
 	em := &emitter{s: s, items: &items}
 	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
 	produce := func(run *starlark.Thread) (starlark.Value, error) {
 		depth := run.CallStackDepth()
-		v, err := s.in.runTask(ctx, &engine.Worker{Local: run}, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
+		v, err := s.run.runTask(ctx, &engine.Worker{Local: run}, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
 		uncancelInline(run) // the error is delivered after the items
 		return v, ownFrames(err, depth)
 	}
@@ -292,7 +287,7 @@ func (s *stream) spliceInto(th *starlark.Thread, op string, c consumer) (starlar
 	ctx := contextOf(th)
 	pctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	rec := in.record("generator", s.desc)
+	rec := s.run.record("generator", s.desc)
 	em := &emitter{s: s, sink: c, op: op}
 	if co, ok := c.(*coroutine); ok && co.inbox != nil {
 		em.co, em.st = co, co.inbox // straight into its inbox
@@ -301,7 +296,7 @@ func (s *stream) spliceInto(th *starlark.Thread, op string, c consumer) (starlar
 	ef := engine.Go(pctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		em.ctx, em.w = ctx, w
 		defer em.done.Store(true)
-		return in.runTask(ctx, w, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
+		return s.run.runTask(ctx, w, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
 	})
 	if co, ok := c.(*coroutine); ok && co.inbox != nil {
 		co.fut.f.OnDone(func() { cancel(errStreamStopped) }) // it takes nothing more

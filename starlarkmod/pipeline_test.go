@@ -61,11 +61,12 @@ func runPipeline(t *testing.T, ctx context.Context, src string, opts starlarkmod
 	}
 	opts.ThreadInit = func(th *starlark.Thread) { starlarktest.SetReporter(th, t) }
 	in := starlarkmod.New(opts)
-	_, err = in.ExecFile(ctx, path)
+	r := in.NewRun(ctx, filepath.Dir(path))
+	_, err = r.ExecFile(path)
 	if cerr := in.Close(); err == nil {
 		err = cerr
 	}
-	return pipelineRun{out: out.String(), errOut: errOut.String(), err: err, tasks: in.Tasks()}
+	return pipelineRun{out: out.String(), errOut: errOut.String(), err: err, tasks: r.Tasks()}
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes.
@@ -431,6 +432,8 @@ print("log is", log)
 			out: "got a\ngot a\nlog is []\n",
 			stderr: `^dispatcher: handler keep\("a"\) for message "m" failed:\n  Traceback \(most recent call last\):\n    .*main.star:5:15: in keep\n  Error in append: append: cannot append to frozen list\n` +
 				`dispatcher: handler keep\("a"\) for message "m" failed:\n(.|\n)*cannot append to frozen list\n$`,
+			// A failing handler fails the run, like an unobserved failed future.
+			err: `^dispatcher: handler keep for message "m" failed \(reported above\)\ndispatcher: handler keep for message "m" failed \(reported above\)$`,
 		},
 		{
 			name: "WaitInHandler",
@@ -445,6 +448,7 @@ print("done")
 `,
 			out:    "done\n",
 			stderr: `Error in dispatcher.wait: dispatcher.wait: called by a handler of <dispatcher>, it would wait for itself`,
+			err:    `^dispatcher: handler impatient for message "m" failed \(reported above\)$`,
 		},
 		{
 			name: "UnsubscribeUnknown",

@@ -33,13 +33,13 @@ var chunkOptions = func() *syntax.FileOptions {
 // so it keeps running after the chunk returns until ctx is cancelled.
 // th must belong to the calling goroutine; its previous context and
 // cancellation state are restored when the chunk ends.
-func (in *Interpreter) ExecChunkContext(ctx context.Context, th *starlark.Thread, filename string, src []byte, globals starlark.StringDict) (starlark.StringDict, starlark.Value, error) {
+func (rn *Run) ExecChunkContext(ctx context.Context, th *starlark.Thread, filename string, src []byte, globals starlark.StringDict) (starlark.StringDict, starlark.Value, error) {
 	type result struct {
 		globals starlark.StringDict
 		val     starlark.Value
 	}
 	r, err := withContext(ctx, th, func() (result, error) {
-		g, v, err := in.ExecChunk(th, filename, src, globals)
+		g, v, err := rn.ExecChunk(th, filename, src, globals)
 		return result{g, v}, err
 	})
 	return r.globals, r.val, err
@@ -57,7 +57,7 @@ func (r *beginRun) run(ctx context.Context, th *starlark.Thread, ex engine.Execu
 	if len(r.batch) == 0 {
 		return r.runGraph(ctx, th, ex)
 	}
-	rec := r.in.record("semisync", r.describe())
+	rec := r.rn.record("semisync", r.describe())
 	err := r.runGraph(ctx, th, ex)
 	rec.finish(err)
 	return err

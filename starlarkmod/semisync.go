@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
@@ -35,7 +36,6 @@ type semisyncState struct {
 	mu        sync.Mutex
 	queue     []*semiCall
 	completed map[*semisyncFunc]int
-	round     int
 }
 
 func newSemisyncState() *semisyncState {
@@ -49,12 +49,23 @@ type semiCall struct {
 	args    starlark.Tuple
 	kwargs  []starlark.Tuple
 	where   syntax.Position // of the call that queued it
+	key     taskRef         // its identity: a child of the task that queued it
+	begun   atomic.Bool     // semisync.begin took it
 }
 
 func (c *semiCall) resolve(v starlark.Value, err error) bool { return c.promise.Resolve(v, err) }
 
 func (c *semiCall) String() string {
-	return fmt.Sprintf("%s(%s) queued at %s", c.fn.name, shortArgs(c.args, c.kwargs), c.where)
+	return fmt.Sprintf("%s(%s) queued %s", c.fn.name, shortArgs(c.args, c.kwargs), at(c.where))
+}
+
+// notBegun is the error of asking for the result of a call that
+// semisync.begin has not taken: waiting would wait forever.
+func (c *semiCall) notBegun(op string) error {
+	if c.begun.Load() {
+		return nil
+	}
+	return fmt.Errorf("%s: %s has not run: queued calls run when semisync.begin() is called; call semisync.begin() first", op, c)
 }
 
 // shortArgs renders call arguments for messages, abbreviated.
@@ -110,20 +121,20 @@ func (s *semisyncFunc) prepareValues(yield func(starlark.Value) error) error {
 
 // CallInternal queues a call and returns its future.
 func (s *semisyncFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	ts := stateOf(th)
-	if ts == nil {
-		return nil, fmt.Errorf("%s: semisync functions need a semisync interpreter", s.name)
+	r, err := needRun(th, s.name)
+	if err != nil {
+		return nil, err
 	}
 	if isWorker(th) {
 		return nil, fmt.Errorf("%s: cannot queue a semisync call from a running task; queue calls on the thread that calls semisync.begin", s.name)
 	}
-	in := ts.in
+	in := r.in
 	if err := in.prepareArgs(th, s.name, false, nil, args, kwargs); err != nil {
 		return nil, err
 	}
-	c := &semiCall{fn: s, args: args, kwargs: kwargs, where: th.CallFrame(1).Pos}
-	c.handle = Future{f: &c.promise.Future, op: s.name, about: c}
-	st := in.sem
+	c := &semiCall{fn: s, args: args, kwargs: kwargs, where: callerPosition(th), key: stateOf(th).nextChild()}
+	c.handle = Future{f: &c.promise.Future, op: s.name, about: c, notStarted: c.notBegun}
+	st := r.sem
 	st.mu.Lock()
 	st.queue = append(st.queue, c)
 	st.mu.Unlock()
@@ -207,11 +218,11 @@ func semisyncClear(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
 		return nil, err
 	}
-	ts := stateOf(th)
-	if ts == nil {
-		return nil, fmt.Errorf("%s: needs a semisync interpreter", b.Name())
+	r, err := needRun(th, b.Name())
+	if err != nil {
+		return nil, err
 	}
-	st := ts.in.sem
+	st := r.sem
 	st.mu.Lock()
 	queue := st.queue
 	st.queue = nil
@@ -228,20 +239,21 @@ func semisyncBegin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "_future?", &future); err != nil {
 		return nil, err
 	}
-	ts := stateOf(th)
-	if ts == nil {
-		return nil, fmt.Errorf("%s: needs a semisync interpreter", b.Name())
+	rn, err := needRun(th, b.Name())
+	if err != nil {
+		return nil, err
 	}
-	in := ts.in
-	st := in.sem
+	in := rn.in
+	st := rn.sem
 	st.mu.Lock()
 	batch := st.queue
 	st.queue = nil
-	st.round++
-	round := st.round
 	st.mu.Unlock()
+	for _, c := range batch {
+		c.begun.Store(true)
+	}
 
-	r, err := in.planBegin(th, b.Name(), batch, round, future)
+	r, err := rn.planBegin(th, b.Name(), batch, future)
 	if err != nil {
 		for _, c := range batch {
 			c.resolve(nil, err)
@@ -252,45 +264,56 @@ func semisyncBegin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 		return starlark.None, r.run(contextOf(th), th, in.executor(th))
 	}
 	desc := fmt.Sprintf("semisync.begin(_future=True) at %s", callerPos(th))
+	key := stateOf(th).nextChild()
 	var fut *engine.Future[starlark.Value]
 	if in.opts.Sequential {
 		fut = engine.Resolved[starlark.Value](starlark.None, r.run(contextOf(th), th, in.executor(th)))
 	} else {
-		fut = engine.Go(in.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+		fut = engine.Go(rn.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 			unblock := w.Block() // this worker mostly waits; callbacks are short
 			defer unblock()
 			wth := w.Local.(*starlark.Thread)
+			stateOf(wth).setTask(rn, key)
 			return withContext(ctx, wth, func() (starlark.Value, error) {
 				return starlark.None, r.run(ctx, wth, in.pool)
 			})
 		})
 	}
 	f := newFuture(fut, b.Name(), desc)
-	in.track(f)
+	rn.track(f)
 	return f, nil
 }
 
 // beginRun is one validated batch of semisync calls, ready to run.
 type beginRun struct {
 	in    *Interpreter
+	rn    *Run
 	op    string
 	batch []*semiCall
 	graph engine.Graph
-	round int
 	where string // position of the begin call, for the task record (see run)
 }
 
 // planBegin checks a batch and builds its graph.
-func (in *Interpreter) planBegin(th *starlark.Thread, op string, batch []*semiCall, round int, background bool) (*beginRun, error) {
-	r := &beginRun{in: in, op: op, batch: batch, round: round, where: callerPos(th)}
+func (rn *Run) planBegin(th *starlark.Thread, op string, batch []*semiCall, background bool) (*beginRun, error) {
+	in := rn.in
+	r := &beginRun{in: in, rn: rn, op: op, batch: batch, where: callerPos(th)}
 	r.graph.Grow(len(batch))
 	byFn := map[*semisyncFunc][]int{}
 	for i, c := range batch {
 		byFn[c.fn] = append(byFn[c.fn], i)
-		// The arguments were prepared when the call was queued; work that
-		// runs in the background must also pass the stricter check.
-		if err := in.prepareArgs(th, op, background, c.fn, nil, nil); err != nil {
+		// The arguments were prepared when the call was queued; the
+		// function crosses now. Its callback runs on this thread (DESIGN.md
+		// section 4), so it crosses only if this begin runs in the
+		// background. Work that runs in the background must also pass the
+		// stricter check.
+		if err := in.prepareArgs(th, op, background, c.fn.fn, nil, nil); err != nil {
 			return nil, err
+		}
+		if background && c.fn.callback != nil {
+			if err := in.prepareArgs(th, op, true, c.fn.callback, nil, nil); err != nil {
+				return nil, err
+			}
 		}
 		if background || isWorker(th) {
 			if err := in.prepareArgs(th, op, true, nil, c.args, c.kwargs); err != nil {
@@ -298,7 +321,7 @@ func (in *Interpreter) planBegin(th *starlark.Thread, op string, batch []*semiCa
 			}
 		}
 	}
-	st := in.sem
+	st := rn.sem
 	st.mu.Lock()
 	completed := make(map[*semisyncFunc]bool, len(st.completed))
 	for f, n := range st.completed {
@@ -339,10 +362,8 @@ func (in *Interpreter) planBegin(th *starlark.Thread, op string, batch []*semiCa
 			}
 			deps = append(deps, j)
 		}
-		c := c
-		key := taskKey{prefix: "semisync:" + strconv.Itoa(round) + ":" + c.fn.name, n: i}
 		err := r.graph.Add(strconv.Itoa(i), func(ctx context.Context, w *engine.Worker) (any, error) {
-			return in.runTask(ctx, w, key, c.fn.fn, c.args, c.kwargs)
+			return rn.runTask(ctx, w, c.key, c.fn.fn, c.args, c.kwargs)
 		}, deps...)
 		if err != nil {
 			return nil, err
@@ -354,7 +375,8 @@ func (in *Interpreter) planBegin(th *starlark.Thread, op string, batch []*semiCa
 // runGraph runs the batch on ex; callbacks run on th (the goroutine
 // calling it). Call it through run, which records the batch as a task.
 func (r *beginRun) runGraph(ctx context.Context, th *starlark.Thread, ex engine.Executor) error {
-	st := r.in.sem
+	st := r.rn.sem
+	ts := stateOf(th)
 	err := r.graph.Run(ctx, ex, func(name string, v any) error {
 		i, _ := strconv.Atoi(name)
 		c := r.batch[i]
@@ -364,7 +386,13 @@ func (r *beginRun) runGraph(ctx context.Context, th *starlark.Thread, ex engine.
 			if t, ok := res.(starlark.Tuple); ok {
 				args = t
 			}
-			if _, err := starlark.Call(th, c.fn.callback, args, nil); err != nil {
+			// The callback is task 0 under its call (see taskID): its random
+			// numbers do not depend on the order calls complete in.
+			saved := ts.taskState
+			ts.setTask(r.rn, taskRef{parent: c.key.id(), n: 0})
+			_, err := starlark.Call(th, c.fn.callback, args, nil)
+			ts.taskState = saved
+			if err != nil {
 				return &callbackError{err}
 			}
 		}

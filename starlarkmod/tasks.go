@@ -25,7 +25,7 @@ type TaskInfo struct {
 // taskRecord is the interpreter's record of one piece of work. Its
 // description is formatted only when someone lists the tasks.
 type taskRecord struct {
-	in     *Interpreter
+	log    *taskLog
 	kind   string
 	about  fmt.Stringer
 	start  time.Time
@@ -46,14 +46,14 @@ const maxTaskRecords = 1000
 
 // record notes that work of the given kind started. Call finish on the
 // result when it ends.
-func (in *Interpreter) record(kind, desc string) *taskRecord {
-	return in.recordOf(kind, text(desc))
+func (r *Run) record(kind, desc string) *taskRecord {
+	return r.recordOf(kind, text(desc))
 }
 
 // recordOf is record with a lazily formatted description.
-func (in *Interpreter) recordOf(kind string, about fmt.Stringer) *taskRecord {
-	r := &taskRecord{in: in, kind: kind, about: about, start: time.Now(), status: "running"}
-	l := &in.tasks
+func (rn *Run) recordOf(kind string, about fmt.Stringer) *taskRecord {
+	l := &rn.tasks
+	r := &taskRecord{log: l, kind: kind, about: about, start: time.Now(), status: "running"}
 	l.mu.Lock()
 	if len(l.records) < maxTaskRecords {
 		l.records = append(l.records, r)
@@ -76,14 +76,15 @@ func (r *taskRecord) finish(err error) {
 	default:
 		status, msg = "failed", err.Error()
 	}
-	r.in.tasks.mu.Lock()
+	r.log.mu.Lock()
 	r.end, r.status, r.err = end, status, msg
-	r.in.tasks.mu.Unlock()
+	r.log.mu.Unlock()
 }
 
-// Tasks returns the records of recent work (the last 1000), oldest first.
-func (in *Interpreter) Tasks() []TaskInfo {
-	l := &in.tasks
+// Tasks returns the records of the run's recent work (the last 1000),
+// oldest first.
+func (rn *Run) Tasks() []TaskInfo {
+	l := &rn.tasks
 	l.mu.Lock()
 	ring := append(append([]*taskRecord(nil), l.records[l.next:]...), l.records[:l.next]...)
 	infos := make([]TaskInfo, len(ring))

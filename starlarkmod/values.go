@@ -2,7 +2,6 @@ package starlarkmod
 
 import (
 	"sort"
-	"sync/atomic"
 	"unsafe"
 
 	"go.starlark.net/starlark"
@@ -35,8 +34,7 @@ func methodAttr(recv starlark.Value, methods map[string]*starlark.Builtin, name 
 // wrapped is embedded by the values that decorate a Starlark callable
 // (@future, Synchronizer.create_blocking): the methods they share.
 type wrapped struct {
-	fn    starlark.Callable
-	calls atomic.Int64 // numbers the calls, for deterministic random streams
+	fn starlark.Callable
 }
 
 func (w *wrapped) Freeze()               {}

@@ -1,0 +1,213 @@
+package starlarkmod
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"go.starlark.net/starlark"
+)
+
+// A Run is the state of one execution on an [Interpreter]: a file, a
+// source string, a REPL session (DESIGN.md section 2, rule 12). The
+// Interpreter holds configuration, the worker pool and caches; everything a
+// script can observe lives here, so two runs on one Interpreter, at once
+// or one after the other, never see each other: the root context, the
+// loader's root and loaded modules, the semisync queue, the background work
+// to wait for at exit, the pipelines, the global dispatcher and the task log.
+//
+// A run's tasks may run on any of the interpreter's workers; a worker's
+// thread learns which run its current task belongs to from the task (see
+// runTask), never from the worker.
+type Run struct {
+	in   *Interpreter
+	ctx  context.Context // the root context: background work runs under it
+	root string          // load() stays under it
+	main *taskID         // identity of the main thread, the root of the task tree
+
+	loadMu sync.Mutex
+	loads  map[string]*loadEntry
+
+	predecl starlark.StringDict // the interpreter's, with this run's dispatcher
+	mods    map[string]starlark.StringDict
+
+	sem   *semisyncState
+	tasks taskLog
+	pipes pipelines
+
+	bgMu   sync.Mutex
+	fails  []string                          // failures already reported that end the run with an error
+	bg     map[*Future]struct{}              // background work to wait for before exit
+	bgSeq  uint64                            // numbers tracked futures, for reporting in order
+	atExit []func(ctx context.Context) error // more of it: drain dispatchers, ...
+}
+
+// newRun starts the state of an execution under ctx whose loads stay under
+// root.
+func (in *Interpreter) newRun(ctx context.Context, root string) *Run {
+	r := &Run{
+		in:    in,
+		ctx:   ctx,
+		root:  root,
+		main:  newRootID(),
+		loads: make(map[string]*loadEntry),
+		sem:   newSemisyncState(),
+	}
+	d := newDispatcher(r, "dispatcher")
+	base := in.predeclared()
+	r.predecl = make(starlark.StringDict, len(base))
+	for k, v := range base {
+		r.predecl[k] = v
+	}
+	r.predecl["dispatcher"] = d
+	r.mods = make(map[string]starlark.StringDict, len(in.modules()))
+	for name, m := range in.modules() {
+		r.mods[name] = m
+	}
+	helpers := make(starlark.StringDict, len(r.mods["concert.helpers"]))
+	for k, v := range r.mods["concert.helpers"] {
+		helpers[k] = v
+	}
+	helpers["dispatcher"] = d
+	r.mods["concert.helpers"] = helpers
+	return r
+}
+
+// rootFor returns the load root of a run of the script at path: the
+// interpreter's, if set, else the script's directory.
+func (in *Interpreter) rootFor(path string) string {
+	if in.root != "" {
+		return in.root
+	}
+	return filepath.Dir(path)
+}
+
+// runOf returns the run of the code running on th, or nil.
+func runOf(th *starlark.Thread) *Run {
+	if ts := stateOf(th); ts != nil {
+		return ts.run
+	}
+	return nil
+}
+
+// needRun returns the run of th, or an error naming op if th is not a
+// semisync thread (a host called a builtin on a thread of its own).
+func needRun(th *starlark.Thread, op string) (*Run, error) {
+	if r := runOf(th); r != nil {
+		return r, nil
+	}
+	return nil, fmt.Errorf("%s: needs a thread made by a semisync interpreter", op)
+}
+
+// bgContext returns the context for background work started from th
+// (a future, begin(_future=True)): the thread's own context on a main
+// thread, but the run's on a worker, because a task's context ends with
+// the task while what it starts in the background must outlive it.
+func (r *Run) bgContext(th *starlark.Thread) context.Context {
+	if isWorker(th) {
+		return r.ctx
+	}
+	return contextOf(th)
+}
+
+// Wait waits for the background work started so far (futures, graphs run
+// with _future=True, pending dispatcher messages) and returns an error
+// listing the failures nobody observed, or ctx's cause if ctx ends first.
+func (r *Run) Wait(ctx context.Context) error {
+	var errs []string
+	for {
+		r.bgMu.Lock()
+		bg, hooks := r.bg, r.atExit
+		r.bg = nil
+		r.bgMu.Unlock()
+		for _, h := range hooks {
+			if err := h(ctx); err != nil {
+				if ctx.Err() != nil {
+					return context.Cause(ctx)
+				}
+				errs = append(errs, err.Error())
+			}
+		}
+		if len(bg) == 0 {
+			r.bgMu.Lock()
+			more := len(r.bg) > 0
+			r.bgMu.Unlock()
+			if !more {
+				break
+			}
+			continue
+		}
+		for _, f := range sortedFutures(bg) {
+			if _, err := f.f.Result(ctx); err != nil {
+				if ctx.Err() != nil {
+					return context.Cause(ctx)
+				}
+				if !f.observed.Load() {
+					errs = append(errs, fmt.Sprintf("%s failed:\n%s", f.desc(), indent(errText(err))))
+				}
+			}
+		}
+	}
+	r.bgMu.Lock()
+	fails := r.fails
+	r.fails = nil
+	r.bgMu.Unlock()
+	switch {
+	case len(errs) > 0:
+		return fmt.Errorf("background work failed and nobody waited for it:\n%s", strings.Join(append(errs, fails...), "\n"))
+	case len(fails) > 0:
+		return errors.New(strings.Join(fails, "\n"))
+	}
+	return nil
+}
+
+// failed records a failure of background work that was reported as it
+// happened (a dispatcher handler's) and must still make the run fail.
+func (r *Run) failed(msg string) {
+	r.bgMu.Lock()
+	r.fails = append(r.fails, msg)
+	r.bgMu.Unlock()
+}
+
+// track records background work for [Run.Wait]: until it is done, and
+// afterwards if it failed (its error may need reporting).
+func (r *Run) track(f *Future) {
+	r.bgMu.Lock()
+	if r.bg == nil {
+		r.bg = map[*Future]struct{}{}
+	}
+	r.bgSeq++
+	f.seq = r.bgSeq
+	r.bg[f] = struct{}{}
+	r.bgMu.Unlock()
+	f.f.OnDone(func() {
+		if _, err, _ := f.f.Peek(); err == nil {
+			r.bgMu.Lock()
+			delete(r.bg, f)
+			r.bgMu.Unlock()
+		}
+	})
+}
+
+// onWait registers h to run each time [Run.Wait] runs (before the run
+// ends): it waits for background work that is not a future, such as a
+// dispatcher's queue, and returns its unobserved failures.
+func (r *Run) onWait(h func(ctx context.Context) error) {
+	r.bgMu.Lock()
+	r.atExit = append(r.atExit, h)
+	r.bgMu.Unlock()
+}
+
+// sortedFutures returns the futures of set in the order they were tracked.
+func sortedFutures(set map[*Future]struct{}) []*Future {
+	list := make([]*Future, 0, len(set))
+	for f := range set {
+		list = append(list, f)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
+	return list
+}
