@@ -156,6 +156,9 @@ func (r *Run) Wait(ctx context.Context) error {
 	fails := r.fails
 	r.fails = nil
 	r.bgMu.Unlock()
+	if msg := r.sem.neverRun(); msg != "" {
+		fails = append(fails, msg)
+	}
 	switch {
 	case len(errs) > 0:
 		return fmt.Errorf("background work failed and nobody waited for it:\n%s", strings.Join(append(errs, fails...), "\n"))

@@ -141,6 +141,36 @@ func (s *semisyncFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kw
 	return &c.handle, nil
 }
 
+// neverRun takes the calls still queued (at the end of a run) and
+// describes them as an error, or returns "" if there are none: a queued
+// call that semisync.begin never ran is a mistake worth failing for, as
+// the seed would silently never run it.
+func (st *semisyncState) neverRun() string {
+	st.mu.Lock()
+	queue := st.queue
+	st.queue = nil
+	st.mu.Unlock()
+	if len(queue) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "semisync: %d queued call", len(queue))
+	if len(queue) > 1 {
+		b.WriteString("s")
+	}
+	b.WriteString(" never ran (call semisync.begin() after queuing them, or semisync.clear() to drop them):")
+	const maxShown = 5
+	for i, c := range queue {
+		c.resolve(nil, fmt.Errorf("%s never ran: the script ended before semisync.begin()", c))
+		if i < maxShown {
+			fmt.Fprintf(&b, "\n  %s", c)
+		} else if i == maxShown {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(queue)-maxShown)
+		}
+	}
+	return b.String()
+}
+
 // semisyncValue is the predeclared semisync: a decorator with begin and
 // clear methods.
 type semisyncValue struct{}
