@@ -134,12 +134,21 @@ func (f *Future) outcome(th *starlark.Thread, b *starlark.Builtin, timeout time.
 			return nil, err
 		}
 	}
-	f.observed.Store(true)
 	v, err := f.await(th, timeout)
+	f.lookedAt()
 	if err != nil {
 		return nil, f.wrap(b.Name(), err)
 	}
 	return v, nil
+}
+
+// lookedAt records that the script saw the future's outcome, if it is
+// resolved: a wait that gave up (a timeout, an interruption) did not see
+// it, and a failure nobody saw is reported at the end of the run.
+func (f *Future) lookedAt() {
+	if f.f.IsDone() {
+		f.observed.Store(true)
+	}
 }
 
 // wrap explains an error of f's for a builtin called op.
@@ -185,8 +194,8 @@ func futureException(th *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 		return nil, err
 	}
 	f := b.Receiver().(*Future)
-	f.observed.Store(true)
 	_, err := f.await(th, t.d)
+	f.lookedAt()
 	switch {
 	case err == nil:
 		return starlark.None, nil
@@ -208,8 +217,13 @@ func futureCancel(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 		return nil, err
 	}
 	f := b.Receiver().(*Future)
-	f.observed.Store(true)
-	return starlark.Bool(f.f.Cancel()), nil
+	ok := f.f.Cancel()
+	if ok {
+		// Its outcome is the cancellation the script asked for. A cancel
+		// that came too late (the future was resolved) saw nothing.
+		f.observed.Store(true)
+	}
+	return starlark.Bool(ok), nil
 }
 
 func futureCancelled(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

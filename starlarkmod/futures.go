@@ -153,8 +153,8 @@ func waitAll(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwar
 	results := make([]starlark.Value, len(fs))
 	var first error
 	for i, f := range fs {
-		f.observed.Store(true)
 		v, err := f.f.Result(ctx)
+		f.lookedAt()
 		if err != nil && ctx.Err() != nil && !f.f.IsDone() {
 			if context.Cause(ctx) == engine.ErrTimeout {
 				return nil, fmt.Errorf("%s: timed out after %s waiting for %s", b.Name(), t.d, f.desc())
@@ -185,9 +185,18 @@ func asCompleted(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	if err != nil {
 		return nil, err
 	}
+	// Each future once, as Python's as_completed does with a set.
+	seen := make(map[*Future]bool, len(fs))
+	uniq := fs[:0]
+	for _, f := range fs {
+		if !seen[f] {
+			seen[f] = true
+			uniq = append(uniq, f)
+		}
+	}
+	fs = uniq
 	ac := &completedIter{th: th, op: b.Name(), timeout: t.d, ch: make(chan *Future, len(fs)), n: len(fs)}
 	for _, f := range fs {
-		f.observed.Store(true)
 		f.f.OnDone(func() { ac.ch <- f })
 	}
 	return ac, nil
@@ -238,6 +247,7 @@ func (it *completedIterator) Next(p *starlark.Value) bool {
 	select {
 	case f := <-c.ch:
 		it.left--
+		f.observed.Store(true) // the loop gets it: the script sees its outcome
 		*p = f
 		return true
 	default:
@@ -254,6 +264,7 @@ func (it *completedIterator) Next(p *starlark.Value) bool {
 	select {
 	case f := <-c.ch:
 		it.left--
+		f.observed.Store(true)
 		*p = f
 		return true
 	case <-timeout:

@@ -272,7 +272,7 @@ func (c *coroutine) abort(th *starlark.Thread, err error) {
 }
 
 func (c *coroutine) result(th *starlark.Thread, op string, t timeoutArg) (starlark.Value, error) {
-	c.fut.observed.Store(true)
+	defer c.fut.lookedAt()
 	if c.inbox == nil && !c.ran {
 		c.mu.Lock()
 		closed := c.closed

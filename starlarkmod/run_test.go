@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.starlark.net/starlark"
+	"go.starlark.net/starlarktest"
 
 	"github.com/semisync/semisync/starlarkmod"
 )
@@ -244,4 +245,83 @@ func mustAttr(t *testing.T, v starlark.Value, name string) starlark.Value {
 	require.NoError(t, err)
 	require.NotNil(t, m, "no attribute %s", name)
 	return m
+}
+
+// A failure counts as seen only if the script actually looked at it: a
+// loop over as_completed that breaks early, a result() whose timeout
+// expires and a cancel() that comes too late do not look.
+func TestObservation(t *testing.T) {
+	tests := []struct {
+		name, src string
+		reported  []string // failures reported at the end ("" : none)
+	}{
+		{"as_completed broken out of", `
+load("time", "sleep")
+@future
+def quick():
+    return 1
+
+@future
+def slow_failure():
+    sleep(0.05)
+    return 1 // 0
+
+for f in as_completed([quick(), slow_failure()]):
+    break
+`, []string{"slow_failure() called at"}},
+		{"result timeout expires", `
+load("assert.star", "assert")
+load("time", "sleep")
+@future
+def slow_failure():
+    sleep(0.2)
+    fail("late")
+
+f = slow_failure()
+assert.fails(lambda: f.result(timeout=0.01), "timed out")
+assert.fails(lambda: f.exception(timeout=0.01), "timed out")
+assert.fails(lambda: wait([f], timeout=0.01), "timed out")
+`, []string{"slow_failure() called at", "late"}},
+		{"cancel too late", `
+@future
+def failure():
+    fail("early")
+
+f = failure()
+while not f.done():
+    pass
+if f.cancel():
+    fail("cancelled a resolved future")
+`, []string{"failure() called at", "early"}},
+		{"as_completed yields a future once", `
+@future
+def one():
+    return 1
+
+x = one()
+n = 0
+for f in as_completed([x, x, x]):
+    n += 1
+if n != 1:
+    fail("as_completed yielded %d times" % n)
+`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assertModule, err := starlarktest.LoadAssertModule()
+			require.NoError(t, err)
+			_, err = exec(t, tt.src, starlarkmod.Options{
+				Modules:    map[string]starlark.StringDict{"assert.star": assertModule},
+				ThreadInit: func(th *starlark.Thread) { starlarktest.SetReporter(th, t) },
+			})
+			if tt.reported == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, want := range tt.reported {
+				assert.Contains(t, err.Error(), want)
+			}
+		})
+	}
 }
