@@ -72,7 +72,7 @@
 // # Design
 //
 // A [Session] owns a [starlarkmod.Interpreter] and one main thread, and
-// runs each entry with [starlarkmod.Interpreter.ExecChunkContext] under a
+// runs each entry with [starlarkmod.Run.ExecSyntax] under a
 // context derived from the session's context. Ctrl-C reaches the session
 // in two ways: at the prompt, liner returns liner.ErrPromptAborted; while
 // an entry runs, SIGINT arrives on Options.Interrupts and cancels the

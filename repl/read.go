@@ -33,7 +33,7 @@ type entryReader struct {
 //     not a decorator or def that follows the decorators opening the block;
 //     such a line starts the next entry;
 //   - any entry continues while it ends inside brackets, a string literal
-//     or after a backslash (starlarkmod.ChunkIncomplete), blank lines
+//     or after a backslash (starlarkmod.Incomplete), blank lines
 //     included;
 //   - otherwise the entry is one line.
 //
@@ -75,7 +75,7 @@ func (rd *entryReader) next() (e entry, eof bool, err error) {
 	block := opensBlock(first)
 	prelude := isDecorator(first) // decorators seen, their def not yet
 	for {
-		incomplete := starlarkmod.ChunkIncomplete([]byte(buf.String()))
+		incomplete := starlarkmod.Incomplete([]byte(buf.String()))
 		if !block && !incomplete {
 			return entry{src: buf.String()}, false, nil
 		}

@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/peterh/liner"
-	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
 
 	"github.com/semisync/semisync/starlarkmod"
@@ -256,7 +255,7 @@ func (s *Session) run(filename string, src []byte, show bool) {
 	th, globals := s.th, s.globals
 	s.mu.Unlock()
 	th.Steps = 0 // each entry has the whole --max-steps budget
-	g, v, err := s.state.ExecChunkContext(ctx, th, filename, src, globals)
+	g, v, err := execChunk(ctx, s.state, th, filename, src, globals)
 	s.mu.Lock()
 	s.globals = g
 	s.mu.Unlock()
@@ -269,20 +268,9 @@ func (s *Session) run(filename string, src []byte, show bool) {
 	}
 }
 
-// printError prints err: a Starlark backtrace, or every resolver error.
+// printError prints err as [starlarkmod.FormatError] renders it.
 func (s *Session) printError(err error) {
-	var ee *starlark.EvalError
-	var list resolve.ErrorList
-	switch {
-	case errors.As(err, &ee) && ee == err:
-		fmt.Fprintln(s.errw, ee.Backtrace())
-	case errors.As(err, &list):
-		for _, e := range list {
-			fmt.Fprintln(s.errw, e)
-		}
-	default:
-		fmt.Fprintln(s.errw, err)
-	}
+	fmt.Fprintln(s.errw, starlarkmod.FormatError(err))
 }
 
 // drainInterrupts discards Ctrl-C presses that arrived while no entry ran,

@@ -454,59 +454,41 @@ func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, 
 	return prog, nil
 }
 
-// ExecChunk runs src, one REPL entry, on th. Names bound by earlier
-// chunks (globals) are visible to it as predeclared names; the result holds
-// globals updated with the chunk's own bindings. If the chunk's last
-// statement is an expression (other than a call that returns None), its
-// value is returned as val and bound to "_". Decorators work as in files.
-func (r *Run) ExecChunk(th *starlark.Thread, filename string, src []byte, globals starlark.StringDict) (result starlark.StringDict, val starlark.Value, err error) {
-	f, err := decorator.Parse(chunkOptions, filename, src, 0) // see repl_support.go
-	if err != nil {
-		return globals, nil, err
-	}
-	// Bind a trailing expression statement to a hidden global, keeping its
-	// position, so its value can be shown.
-	const hidden = "__semisync_value__"
-	if n := len(f.Stmts); n > 0 {
-		if es, ok := f.Stmts[n-1].(*syntax.ExprStmt); ok {
-			start, _ := es.X.Span()
-			f.Stmts[n-1] = &syntax.AssignStmt{
-				OpPos: start,
-				Op:    syntax.EQ,
-				LHS:   &syntax.Ident{NamePos: start, Name: hidden},
-				RHS:   es.X,
-			}
-		}
-	}
-	env := make(starlark.StringDict, len(globals)+16)
-	for k, v := range r.predecl {
-		env[k] = v
-	}
-	for k, v := range globals {
-		env[k] = v
-	}
-	seedRebound(f, globals, env) // x += 1 of an earlier chunk's x; see repl_support.go
+// Parse parses src in semisync's dialect (decorators included) with
+// opts, which should be [FileOptions] or a copy of them with changes (the
+// REPL sets LoadBindsGlobally), for [Run.ExecSyntax].
+func Parse(opts *syntax.FileOptions, filename string, src []byte) (*syntax.File, error) {
+	return decorator.Parse(opts, filename, src, 0)
+}
+
+// ExecSyntax compiles f, a file from [Parse] that the caller may have
+// rewritten, against env (the predeclared names: typically the run's
+// [Run.Predeclared] plus whatever a REPL's earlier entries bound), and
+// runs it on th, a thread of the run (see [Run.NewThread]) owned by the
+// calling goroutine, with ctx as its context: cancelling ctx while it runs
+// cancels its Starlark code (busy loops included) and its blocking
+// builtins, and the work it starts in the background (futures,
+// begin(_future=True)) runs under ctx, so it keeps running after
+// ExecSyntax returns until ctx is cancelled. th's previous context and
+// cancellation state are restored when it ends. It returns the globals the
+// file bound. Unlike a script run by ExecFile, the globals are not frozen
+// when it ends: later code of the same session may still change them.
+// This is the hook the REPL runs each entry through.
+func (r *Run) ExecSyntax(ctx context.Context, th *starlark.Thread, f *syntax.File, env starlark.StringDict) (starlark.StringDict, error) {
 	prog, err := starlark.FileProgram(f, env.Has)
 	if err != nil {
-		return globals, nil, err
+		return nil, err
 	}
 	r.in.progs.Store(prog, analyze(f))
-	g, err := prog.Init(th, env)
-	result = make(starlark.StringDict, len(globals)+len(g))
-	for k, v := range globals {
-		result[k] = v
-	}
-	for k, v := range g {
-		if k != hidden {
-			result[k] = v
-		}
-	}
-	if v, ok := g[hidden]; ok && err == nil && v != starlark.None {
-		val = v
-		result["_"] = v
-	}
-	return result, val, err
+	return withContext(ctx, th, func() (starlark.StringDict, error) {
+		return prog.Init(th, env)
+	})
 }
+
+// Incomplete reports whether src ends inside brackets, inside a string
+// literal or after a backslash line continuation: as a REPL entry, it
+// cannot end at the next line break.
+func Incomplete(src []byte) bool { return decorator.Incomplete(src) }
 
 // report writes a message (possibly several lines) to the interpreter's
 // error output, line-atomically with respect to other output there.
@@ -521,46 +503,6 @@ func (in *Interpreter) Close() error {
 	in.pool.Close()
 	return nil
 }
-
-// errText renders an error for a report: a Starlark backtrace if it has one.
-func errText(err error) string {
-	switch e := err.(type) {
-	case *starlark.EvalError:
-		return e.Backtrace()
-	case *TaskError:
-		return e.Error() // already carries the task's traceback
-	}
-	var ee *starlark.EvalError
-	if errors.As(err, &ee) {
-		// A wrapped traceback: keep what the wrapping says, then the frames.
-		msg := err.Error()
-		if prefix, ok := strings.CutSuffix(msg, ee.Msg); ok && prefix != "" {
-			return strings.TrimRight(prefix, ": ") + ":\n" + indent(ee.Backtrace())
-		}
-		return ee.Backtrace()
-	}
-	return err.Error()
-}
-
-func indent(s string) string {
-	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ")
-}
-
-// A TaskError is the error of work that ran on another thread: it names the
-// builtin that started it and the task, and keeps the task's own traceback
-// (its Starlark frames) in its message, so the error printed on the
-// starting thread shows both stacks.
-type TaskError struct {
-	Op   string // the builtin, e.g. "semisync.begin"
-	Task string // e.g. "revenue() queued at x.star:12:8"
-	Err  error
-}
-
-func (e *TaskError) Error() string {
-	return fmt.Sprintf("%s: %s failed:\n%s", e.Op, e.Task, indent(errText(e.Err)))
-}
-
-func (e *TaskError) Unwrap() error { return e.Err }
 
 // callerPos returns the position of the Starlark code that called the
 // running builtin, as "file:line:col", or "?" if a host called it from Go.

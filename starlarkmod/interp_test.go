@@ -11,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.starlark.net/starlark"
 
 	"github.com/semisync/semisync/starlarkmod"
 )
@@ -33,14 +32,10 @@ func exec(t *testing.T, src string, opts starlarkmod.Options) (string, error) {
 }
 
 func backtrace(err error) string {
-	var ee *starlark.EvalError
-	if errors.As(err, &ee) {
-		return ee.Backtrace()
-	}
 	if err == nil {
 		return ""
 	}
-	return err.Error()
+	return starlarkmod.FormatError(err)
 }
 
 func TestErrors(t *testing.T) {

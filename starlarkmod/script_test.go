@@ -3,7 +3,6 @@ package starlarkmod_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -103,12 +102,7 @@ func runScript(t *testing.T, file string, sequential bool) string {
 		got += "--- stderr ---\n" + stderr.String()
 	}
 	if err != nil {
-		var ee *starlark.EvalError
-		msg := err.Error()
-		if errors.As(err, &ee) {
-			msg = ee.Backtrace()
-		}
-		got += "--- error ---\n" + msg + "\n"
+		got += "--- error ---\n" + starlarkmod.FormatError(err) + "\n"
 	}
 	return got
 }

@@ -536,3 +536,40 @@ type beginError struct {
 
 func (e *beginError) Error() string { return e.msg }
 func (e *beginError) Unwrap() error { return e.ge }
+
+// run runs the batch like runGraph and records it as one task of kind
+// "semisync" (one record per begin, not per call, so the record costs
+// nothing per call), listed by [Interpreter.Tasks] and the REPL's :tasks.
+func (r *beginRun) run(ctx context.Context, th *starlark.Thread, ex engine.Executor) error {
+	if len(r.batch) == 0 {
+		return r.runGraph(ctx, th, ex)
+	}
+	rec := r.rn.record("semisync", r.describe())
+	err := r.runGraph(ctx, th, ex)
+	rec.finish(err)
+	return err
+}
+
+// describe names a batch for its task record, e.g.
+// `begin at <stdin#4>:1:15: 3 calls: fetch("a"), fetch("b"), report()`.
+func (r *beginRun) describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "begin at %s: ", r.where)
+	if len(r.batch) == 1 {
+		b.WriteString("1 call: ")
+	} else {
+		fmt.Fprintf(&b, "%d calls: ", len(r.batch))
+	}
+	const maxShown = 3
+	for i, c := range r.batch {
+		if i == maxShown {
+			fmt.Fprintf(&b, ", ... (%d more)", len(r.batch)-maxShown)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s(%s)", c.fn.name, shortArgs(c.args, c.kwargs))
+	}
+	return b.String()
+}

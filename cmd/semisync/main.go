@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"go.starlark.net/starlark"
 
 	"github.com/semisync/semisync/repl"
 	"github.com/semisync/semisync/starlarkmod"
@@ -123,12 +122,7 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	var ee *starlark.EvalError
-	if errors.As(err, &ee) {
-		fmt.Fprintln(stderr, ee.Backtrace())
-	} else {
-		fmt.Fprintln(stderr, err)
-	}
+	fmt.Fprintln(stderr, starlarkmod.FormatError(err))
 	if errors.Is(context.Cause(ctx), errInterrupted) {
 		return 130
 	}

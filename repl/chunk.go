@@ -1,93 +1,85 @@
-package starlarkmod
+package repl
 
 import (
 	"context"
-	"fmt"
 	"sort"
-	"strings"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 
-	"github.com/semisync/semisync/engine"
-	"github.com/semisync/semisync/starlarkmod/internal/decorator"
+	"github.com/semisync/semisync/starlarkmod"
 )
 
-// What the REPL (package repl) needs beyond ExecFile: running a chunk under
-// its own context, knowing when a chunk's text is unfinished, and a task
-// record for each semisync.begin batch (listed by :tasks).
+// How an entry runs: it is parsed in semisync's dialect with load binding
+// globally, rewritten so that a trailing expression's value can be shown
+// (and bound to "_") and so that it may re-bind an earlier entry's global
+// from its old value, then run through starlarkmod's hook
+// ([starlarkmod.Run.ExecSyntax]) with the earlier entries' globals visible
+// as predeclared names.
 
-// chunkOptions are the dialect's options for REPL chunks: as in files, but
+// chunkOptions are the dialect's options for entries: as in files, but
 // load binds its names as globals so that they stay visible to later
-// chunks (as in go.starlark.net's REPL, google/starlark-go#224).
+// entries (as in go.starlark.net's REPL, google/starlark-go#224).
 var chunkOptions = func() *syntax.FileOptions {
-	o := *fileOptions
+	o := starlarkmod.FileOptions()
 	o.LoadBindsGlobally = true
-	return &o
+	return o
 }()
 
-// ExecChunkContext is [Interpreter.ExecChunk] with ctx as the chunk's
-// context: cancelling ctx while the chunk runs cancels its Starlark code
-// (busy loops included) and its blocking builtins, and the work the chunk
-// starts in the background (futures, begin(_future=True)) runs under ctx,
-// so it keeps running after the chunk returns until ctx is cancelled.
-// th must belong to the calling goroutine; its previous context and
-// cancellation state are restored when the chunk ends.
-func (rn *Run) ExecChunkContext(ctx context.Context, th *starlark.Thread, filename string, src []byte, globals starlark.StringDict) (starlark.StringDict, starlark.Value, error) {
-	type result struct {
-		globals starlark.StringDict
-		val     starlark.Value
-	}
-	r, err := withContext(ctx, th, func() (result, error) {
-		g, v, err := rn.ExecChunk(th, filename, src, globals)
-		return result{g, v}, err
-	})
-	return r.globals, r.val, err
-}
+// hiddenValue is the global a trailing expression statement is bound to.
+const hiddenValue = "__semisync_value__"
 
-// ChunkIncomplete reports whether src, the text of a REPL entry so far,
-// ends inside brackets, inside a string literal or after a backslash line
-// continuation: the entry cannot end at the next line break.
-func ChunkIncomplete(src []byte) bool { return decorator.Incomplete(src) }
-
-// run runs the batch like runGraph and records it as one task of kind
-// "semisync" (one record per begin, not per call, so the record costs
-// nothing per call), listed by [Interpreter.Tasks] and the REPL's :tasks.
-func (r *beginRun) run(ctx context.Context, th *starlark.Thread, ex engine.Executor) error {
-	if len(r.batch) == 0 {
-		return r.runGraph(ctx, th, ex)
+// execChunk runs src, one entry, on th with ctx as its context. Names bound
+// by earlier entries (globals) are visible to it as predeclared names; the
+// result holds globals updated with the entry's own bindings. If the
+// entry's last statement is an expression (other than a call that returns
+// None), its value is returned as val and bound to "_". Decorators work as
+// in files.
+func execChunk(ctx context.Context, run *starlarkmod.Run, th *starlark.Thread, filename string, src []byte, globals starlark.StringDict) (result starlark.StringDict, val starlark.Value, err error) {
+	f, err := starlarkmod.Parse(chunkOptions, filename, src)
+	if err != nil {
+		return globals, nil, err
 	}
-	rec := r.rn.record("semisync", r.describe())
-	err := r.runGraph(ctx, th, ex)
-	rec.finish(err)
-	return err
-}
-
-// describe names a batch for its task record, e.g.
-// `begin at <stdin#4>:1:15: 3 calls: fetch("a"), fetch("b"), report()`.
-func (r *beginRun) describe() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "begin at %s: ", r.where)
-	if len(r.batch) == 1 {
-		b.WriteString("1 call: ")
-	} else {
-		fmt.Fprintf(&b, "%d calls: ", len(r.batch))
-	}
-	const maxShown = 3
-	for i, c := range r.batch {
-		if i == maxShown {
-			fmt.Fprintf(&b, ", ... (%d more)", len(r.batch)-maxShown)
-			break
+	// Bind a trailing expression statement to a hidden global, keeping its
+	// position, so its value can be shown.
+	if n := len(f.Stmts); n > 0 {
+		if es, ok := f.Stmts[n-1].(*syntax.ExprStmt); ok {
+			start, _ := es.X.Span()
+			f.Stmts[n-1] = &syntax.AssignStmt{
+				OpPos: start,
+				Op:    syntax.EQ,
+				LHS:   &syntax.Ident{NamePos: start, Name: hiddenValue},
+				RHS:   es.X,
+			}
 		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%s(%s)", c.fn.name, shortArgs(c.args, c.kwargs))
 	}
-	return b.String()
+	pre := run.Predeclared()
+	env := make(starlark.StringDict, len(globals)+len(pre))
+	for k, v := range pre {
+		env[k] = v
+	}
+	for k, v := range globals {
+		env[k] = v
+	}
+	seedRebound(f, globals, env) // x += 1 of an earlier entry's x
+	g, err := run.ExecSyntax(ctx, th, f, env)
+	result = make(starlark.StringDict, len(globals)+len(g))
+	for k, v := range globals {
+		result[k] = v
+	}
+	for k, v := range g {
+		if k != hiddenValue {
+			result[k] = v
+		}
+	}
+	if v, ok := g[hiddenValue]; ok && err == nil && v != starlark.None {
+		val = v
+		result["_"] = v
+	}
+	return result, val, err
 }
 
-// seedRebound lets a REPL chunk re-bind, from its old value, a name that an
+// seedRebound lets a REPL entry re-bind, from its old value, a name that an
 // earlier chunk bound, as in `x += 1` or `x = x + 1`. Each chunk is its
 // own module and sees earlier chunks' globals as predeclared names, so a
 // name the chunk binds is a new global of the chunk, unbound until
