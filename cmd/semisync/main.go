@@ -17,7 +17,6 @@ import (
 	"os/signal"
 	"syscall"
 
-
 	"github.com/semisync/semisync/repl"
 	"github.com/semisync/semisync/starlarkmod"
 )
