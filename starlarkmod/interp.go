@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/semisync/semisync/engine"
 	"github.com/semisync/semisync/starlarkmod/internal/decorator"
+	"github.com/semisync/semisync/starlarkmod/random"
 )
 
 // Options configures an [Interpreter]. The zero value is usable: output goes
@@ -164,7 +166,7 @@ type taskState struct {
 	task     taskRef
 	id       *taskID    // task.id(), once needed
 	children int        // tasks the running task has started
-	rng      *randState // created on first use in a task
+	rng      *rand.Rand // created on first use in a task
 }
 
 // setTask makes the thread run the task ref of run r (between tasks).
@@ -185,6 +187,18 @@ func (ts *threadState) nextChild() taskRef {
 	ts.children++
 	return taskRef{parent: ts.taskID(), n: ts.children}
 }
+
+// Rand returns the running task's random generator (random.Source),
+// seeded from the interpreter's seed and the task's identity.
+func (ts *threadState) Rand() *rand.Rand {
+	if ts.rng == nil {
+		ts.rng = rand.New(rand.NewPCG(uint64(ts.in.seed), ts.taskID().hash))
+	}
+	return ts.rng
+}
+
+// Reseed implements random.seed(n) for the running task.
+func (ts *threadState) Reseed(n int64) { ts.rng = random.NewSeeded(n) }
 
 // bind makes ctx the context of th, a worker's thread, for the next task:
 // cancelling ctx cancels th. Consecutive tasks of one job or graph share a
@@ -240,7 +254,9 @@ func (in *Interpreter) newThread(name string, w *engine.Worker) *starlark.Thread
 			return nil, errors.New("load is only allowed at the top level of a file")
 		}
 	}
-	th.SetLocal(localState, &threadState{in: in, worker: w})
+	ts := &threadState{in: in, worker: w}
+	th.SetLocal(localState, ts)
+	random.SetSource(th, ts)
 	th.SetLocal(localContext, context.Background())
 	if in.opts.MaxSteps > 0 {
 		th.SetMaxExecutionSteps(in.opts.MaxSteps)

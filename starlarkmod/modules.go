@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,8 @@ import (
 	"go.starlark.net/lib/math"
 	starlarktime "go.starlark.net/lib/time"
 	"go.starlark.net/starlark"
+
+	"github.com/semisync/semisync/starlarkmod/random"
 )
 
 // Predeclared returns the names every script of the run sees without
@@ -72,7 +73,7 @@ func (in *Interpreter) modules() map[string]starlark.StringDict {
 			"spychronous":     {"SynchronousJob": pre["job"]},
 			"multiprocessing": {"Manager": pre["Manager"], "Lock": pre["Lock"]},
 			"time":            timeMembers,
-			"random":          randomModule,
+			"random":          random.Module.Members,
 			"math":            math.Module.Members,
 			"json":            json.Module.Members,
 			"synchronicity":   {"Synchronizer": starlark.NewBuiltin("Synchronizer", newSynchronizer)},
@@ -224,113 +225,3 @@ var sleepBuiltin = starlark.NewBuiltin("sleep", func(th *starlark.Thread, b *sta
 		return nil, fmt.Errorf("%s: %w", b.Name(), context.Cause(ctx))
 	}
 })
-
-// The random module. Each task has its own generator, seeded from the
-// interpreter's seed and the task's identity (which function, which call),
-// so with --seed a script draws the same numbers on every run however its
-// tasks are scheduled:
-//
-//	random()          a float in [0, 1)
-//	randint(a, b)     an int in [a, b]
-//	uniform(a, b)     a float in [a, b]
-//	choice(seq)       an element of a non-empty sequence
-//	shuffle(list)     shuffles a list in place
-//	seed(n)           re-seeds the current task's generator
-var randomModule = starlark.StringDict{
-	"random":  starlark.NewBuiltin("random.random", randomRandom),
-	"randint": starlark.NewBuiltin("random.randint", randomRandint),
-	"uniform": starlark.NewBuiltin("random.uniform", randomUniform),
-	"choice":  starlark.NewBuiltin("random.choice", randomChoice),
-	"shuffle": starlark.NewBuiltin("random.shuffle", randomShuffle),
-	"seed":    starlark.NewBuiltin("random.seed", randomSeed),
-}
-
-type randState struct{ r *rand.Rand }
-
-// rng returns th's generator for the running task, creating it on first use.
-func rng(th *starlark.Thread) *rand.Rand {
-	ts := stateOf(th)
-	if ts == nil {
-		return rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-	}
-	if ts.rng == nil {
-		ts.rng = &randState{rand.New(rand.NewPCG(uint64(ts.in.seed), ts.taskID().hash))}
-	}
-	return ts.rng.r
-}
-
-func randomRandom(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
-		return nil, err
-	}
-	return starlark.Float(rng(th).Float64()), nil
-}
-
-func randomRandint(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var lo, hi int64
-	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 2, &lo, &hi); err != nil {
-		return nil, err
-	}
-	if hi < lo {
-		return nil, fmt.Errorf("%s: empty range [%d, %d]", b.Name(), lo, hi)
-	}
-	return starlark.MakeInt64(lo + rng(th).Int64N(hi-lo+1)), nil
-}
-
-func randomUniform(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var lo, hi starlark.Value
-	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 2, &lo, &hi); err != nil {
-		return nil, err
-	}
-	a, ok1 := starlark.AsFloat(lo)
-	z, ok2 := starlark.AsFloat(hi)
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("%s: got %s and %s, want numbers", b.Name(), lo.Type(), hi.Type())
-	}
-	return starlark.Float(a + (z-a)*rng(th).Float64()), nil
-}
-
-func randomChoice(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var seq starlark.Indexable
-	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &seq); err != nil {
-		return nil, err
-	}
-	n := seq.Len()
-	if n == 0 {
-		return nil, fmt.Errorf("%s: empty sequence", b.Name())
-	}
-	return seq.Index(rng(th).IntN(n)), nil
-}
-
-func randomShuffle(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var l *starlark.List
-	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &l); err != nil {
-		return nil, err
-	}
-	var err error
-	rng(th).Shuffle(l.Len(), func(i, j int) {
-		if err != nil {
-			return
-		}
-		x, y := l.Index(i), l.Index(j)
-		if err = l.SetIndex(i, y); err == nil {
-			err = l.SetIndex(j, x)
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
-	}
-	return starlark.None, nil
-}
-
-func randomSeed(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var n int64
-	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &n); err != nil {
-		return nil, err
-	}
-	r := rand.New(rand.NewPCG(uint64(n), 0x5e3d))
-	if ts := stateOf(th); ts != nil {
-		ts.rng = &randState{r}
-	}
-	return starlark.None, nil
-}
