@@ -35,6 +35,10 @@ type Future struct {
 	// will not be unless the script does something first (a semisync call
 	// before semisync.begin): waiting would wait forever.
 	notStarted func(op string) error
+
+	// consumer is set on the future of a coroutine's function: it ends only
+	// once the coroutine is closed (see Run.Wait).
+	consumer *coroutine
 }
 
 var (

@@ -138,6 +138,19 @@ func (p *pipelines) addOpen(c *coroutine) {
 	p.mu.Unlock()
 }
 
+// newestOpen returns the open consumer created last, or nil.
+func (p *pipelines) newestOpen() *coroutine {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var newest *coroutine
+	for c := range p.open {
+		if newest == nil || c.seq > newest.seq {
+			newest = c
+		}
+	}
+	return newest
+}
+
 func (p *pipelines) removeOpen(c *coroutine) {
 	p.mu.Lock()
 	delete(p.open, c)
@@ -150,11 +163,9 @@ func (p *pipelines) addDispatcher(d *dispatcherValue) {
 	p.mu.Unlock()
 }
 
-// settle runs when the interpreter waits for background work (the end of
-// a script, Close): it delivers pending messages and closes the consumers
-// nobody closed, in the order they were started, until nothing is left.
-// The interpreter then waits for the consumers' functions like any other
-// background work (and comes back here, should they send more).
+// settle runs each time a run waits for its background work (the end of
+// a script): it delivers pending messages until none is left. Consumers
+// nobody closed are closed by Run.Wait, once nothing else can feed them.
 func (p *pipelines) settle(ctx context.Context, r *Run) error {
 	in := r.in
 	for {
@@ -210,10 +221,6 @@ func (p *pipelines) settle(ctx context.Context, r *Run) error {
 				}
 				return struct{}{}, nil
 			})
-		}
-		for _, c := range open {
-			busy = true
-			c.closeAt(nil, "the end of the script")
 		}
 		if !busy {
 			return nil

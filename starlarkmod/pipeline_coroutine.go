@@ -95,6 +95,7 @@ func (cf *coroutineFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, 
 		})
 	}
 	c.fut = newFuture(ef, "coroutine", c.desc)
+	c.fut.consumer = c
 	r.track(c.fut)
 	p.addOpen(c)
 	return c, nil

@@ -114,15 +114,22 @@ func (r *Run) bgContext(th *starlark.Thread) context.Context {
 	return contextOf(th)
 }
 
-// Wait waits for the background work started so far (futures, graphs run
-// with _future=True, pending dispatcher messages) and returns an error
+// Wait waits for the background work started so far and returns an error
 // listing the failures nobody observed, or ctx's cause if ctx ends first.
+// Nothing is lost (DESIGN.md section 2, rule 9), and work that feeds a
+// consumer ends before the consumer is closed:
+//
+//  1. pending dispatcher messages are delivered;
+//  2. every future, background job and graph, and every consumer's
+//     function that has been closed, is waited for;
+//  3. when only open consumers are left (nobody closed them), the one
+//     created last is closed, since a pipeline's upstream stages are
+//     created after the consumers they feed, and Wait goes back to 1.
 func (r *Run) Wait(ctx context.Context) error {
 	var errs []string
 	for {
 		r.bgMu.Lock()
-		bg, hooks := r.bg, r.atExit
-		r.bg = nil
+		hooks := r.atExit
 		r.bgMu.Unlock()
 		for _, h := range hooks {
 			if err := h(ctx); err != nil {
@@ -132,25 +139,24 @@ func (r *Run) Wait(ctx context.Context) error {
 				errs = append(errs, err.Error())
 			}
 		}
-		if len(bg) == 0 {
-			r.bgMu.Lock()
-			more := len(r.bg) > 0
-			r.bgMu.Unlock()
-			if !more {
-				break
+		if fs := r.takeSettling(); len(fs) > 0 {
+			for _, f := range fs {
+				if _, err := f.f.Result(ctx); err != nil {
+					if ctx.Err() != nil {
+						return context.Cause(ctx)
+					}
+					if !f.observed.Load() {
+						errs = append(errs, fmt.Sprintf("%s failed:\n%s", f.desc(), indent(errText(err))))
+					}
+				}
 			}
 			continue
 		}
-		for _, f := range sortedFutures(bg) {
-			if _, err := f.f.Result(ctx); err != nil {
-				if ctx.Err() != nil {
-					return context.Cause(ctx)
-				}
-				if !f.observed.Load() {
-					errs = append(errs, fmt.Sprintf("%s failed:\n%s", f.desc(), indent(errText(err))))
-				}
-			}
+		if c := r.pipes.newestOpen(); c != nil {
+			c.closeAt(nil, "the end of the script")
+			continue
 		}
+		break
 	}
 	r.bgMu.Lock()
 	fails := r.fails
@@ -166,6 +172,24 @@ func (r *Run) Wait(ctx context.Context) error {
 		return errors.New(strings.Join(fails, "\n"))
 	}
 	return nil
+}
+
+// takeSettling removes from the tracked background work, and returns in the
+// order it was started, everything except the functions of consumers that
+// are still open (they end only once closed: see Wait).
+func (r *Run) takeSettling() []*Future {
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	var list []*Future
+	for f := range r.bg {
+		if f.consumer != nil && !f.consumer.closing.Load() {
+			continue
+		}
+		list = append(list, f)
+		delete(r.bg, f)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
+	return list
 }
 
 // failed records a failure of background work that was reported as it
@@ -203,14 +227,4 @@ func (r *Run) onWait(h func(ctx context.Context) error) {
 	r.bgMu.Lock()
 	r.atExit = append(r.atExit, h)
 	r.bgMu.Unlock()
-}
-
-// sortedFutures returns the futures of set in the order they were tracked.
-func sortedFutures(set map[*Future]struct{}) []*Future {
-	list := make([]*Future, 0, len(set))
-	for f := range set {
-		list = append(list, f)
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].seq < list[j].seq })
-	return list
 }

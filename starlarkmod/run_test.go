@@ -325,3 +325,45 @@ if n != 1:
 		})
 	}
 }
+
+// At the end of a script, work that feeds a consumer nobody closed ends
+// before the consumer is closed: nothing it sends is lost, also through a
+// chain of stages (each created after the consumer it feeds).
+func TestExitClosesConsumersAfterProducers(t *testing.T) {
+	src := `
+load("time", "sleep")
+
+@coroutine
+def sink(inbox):
+    n = 0
+    for x in inbox:
+        n += 1
+    print("sink got", n)
+
+@coroutine
+def stage(inbox, out):
+    for x in inbox:
+        out.send(x)
+    print("stage done")
+
+s = sink()
+st = stage(s)
+
+@future
+def feed(c, n):
+    for i in range(n):
+        sleep(0.0005)
+        c.send(i)
+    print("fed", n)
+
+feed(st, 50)
+feed(s, 30)
+`
+	for _, sequential := range []bool{false} {
+		out, err := exec(t, src, starlarkmod.Options{Sequential: sequential})
+		require.NoError(t, err)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		assert.ElementsMatch(t, []string{"fed 50", "fed 30", "stage done", "sink got 80"}, lines)
+		assert.Equal(t, "sink got 80", lines[len(lines)-1])
+	}
+}
