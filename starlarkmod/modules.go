@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	gomath "math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -197,8 +198,16 @@ var sleepBuiltin = starlark.NewBuiltin("sleep", func(th *starlark.Thread, b *sta
 	if !ok {
 		return nil, fmt.Errorf("%s: got %s, want a number of seconds", b.Name(), secs.Type())
 	}
-	if f < 0 {
-		return nil, fmt.Errorf("%s: negative duration %v", b.Name(), f)
+	// Converting nan, inf or more than about 292 years of seconds to a
+	// time.Duration overflows silently and would return at once; CPython
+	// raises for all of them (ValueError, OverflowError).
+	switch {
+	case gomath.IsNaN(f):
+		return nil, fmt.Errorf("%s: invalid duration nan (want a finite number of seconds)", b.Name())
+	case f < 0:
+		return nil, fmt.Errorf("%s: negative duration %v (want a number of seconds >= 0)", b.Name(), secs)
+	case f > maxSeconds:
+		return nil, fmt.Errorf("%s: duration %v is too long (at most %d seconds)", b.Name(), secs, int64(maxSeconds))
 	}
 	ctx := contextOf(th)
 	if err := ctx.Err(); err != nil {
