@@ -136,7 +136,7 @@ func (in *Interpreter) load(th *starlark.Thread, module string) (starlark.String
 	if ok {
 		return e.globals, e.err
 	}
-	src, err := os.ReadFile(abs)
+	src, err := readScript(path, abs)
 	if err == nil {
 		e.globals, err = in.execModule(th, path, src)
 	}
@@ -180,6 +180,39 @@ func (in *Interpreter) underRoot(path string) (string, error) {
 		return "", fmt.Errorf("%s is a link to a file outside the script's root directory %s", path, root)
 	}
 	return real, nil
+}
+
+// readScript reads the script file at abs (named path in errors). Only a
+// regular file is read: a named pipe would block the load forever and a
+// device such as /dev/zero would never end. (A file swapped for a pipe
+// between the check and the read is not caught; doing that needs write
+// access to the script's root.)
+func readScript(path, abs string) ([]byte, error) {
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (it is %s)", path, fileKind(fi.Mode()))
+	}
+	return os.ReadFile(abs)
+}
+
+// fileKind names the kind of a file that is not a regular file.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "of type " + m.Type().String()
 }
 
 // SetRoot sets the directory that script loads must stay under. ExecFile
