@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -100,6 +101,15 @@ func (f *Future) Attr(name string) (starlark.Value, error) {
 func (f *Future) AttrNames() []string { return sortedKeys(futureMethods) }
 
 // timeoutArg unpacks an optional timeout in seconds (None: wait forever).
+//
+// Not a number (nan), negative numbers and numbers too large for a
+// time.Duration (over about 292 years) are errors: converting them would
+// silently give a zero or negative duration, that is, no wait at all.
+// +inf is an error too, as in CPython (Lock.acquire, Event.wait and
+// Future.result raise OverflowError for it): a timeout is either a number
+// of seconds or None, and the error says to use None. Accepting inf as
+// "forever" would make one spelling of "forever" work here and fail in
+// sleep(inf), where CPython also raises.
 type timeoutArg struct{ d time.Duration }
 
 func (t *timeoutArg) Unpack(v starlark.Value) error {
@@ -110,8 +120,13 @@ func (t *timeoutArg) Unpack(v starlark.Value) error {
 	if !ok {
 		return fmt.Errorf("got %s, want a number of seconds or None", v.Type())
 	}
-	if secs < 0 {
-		return fmt.Errorf("negative timeout %v", secs)
+	switch {
+	case math.IsNaN(secs):
+		return fmt.Errorf("invalid timeout nan (want a number of seconds, or None to wait forever)")
+	case secs < 0:
+		return fmt.Errorf("negative timeout %v (want a number of seconds >= 0, or None to wait forever)", v)
+	case secs > maxSeconds:
+		return fmt.Errorf("timeout %v is too long (at most %d seconds; use None to wait forever)", v, int64(maxSeconds))
 	}
 	t.d = time.Duration(secs * float64(time.Second))
 	if t.d == 0 {
@@ -119,6 +134,11 @@ func (t *timeoutArg) Unpack(v starlark.Value) error {
 	}
 	return nil
 }
+
+// maxSeconds is the longest wait a time.Duration holds, in whole seconds
+// (about 292 years). Compared as floats, anything above it converts
+// without overflow.
+const maxSeconds = float64(math.MaxInt64 / int64(time.Second))
 
 // await waits on th for f, marking th's worker as blocked meanwhile.
 func (f *Future) await(th *starlark.Thread, timeout time.Duration) (starlark.Value, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	gomath "math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -141,7 +142,7 @@ func (r *Run) load(th *starlark.Thread, module string) (starlark.StringDict, err
 	if ok {
 		return e.globals, e.err
 	}
-	src, err := os.ReadFile(abs)
+	src, err := readScript(path, abs)
 	if err == nil {
 		e.globals, err = r.execModule(th, path, src)
 	}
@@ -187,6 +188,39 @@ func (r *Run) underRoot(path string) (string, error) {
 	return real, nil
 }
 
+// readScript reads the script file at abs (named path in errors). Only a
+// regular file is read: a named pipe would block the load forever and a
+// device such as /dev/zero would never end. (A file swapped for a pipe
+// between the check and the read is not caught; doing that needs write
+// access to the script's root.)
+func readScript(path, abs string) ([]byte, error) {
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (it is %s)", path, fileKind(fi.Mode()))
+	}
+	return os.ReadFile(abs)
+}
+
+// fileKind names the kind of a file that is not a regular file.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "of type " + m.Type().String()
+}
+
 // SetRoot sets the directory that the loads of later runs must stay under
 // (by default, the main script's directory, or for [Interpreter.NewRun]
 // the current directory). Call it before starting runs.
@@ -204,8 +238,16 @@ var sleepBuiltin = starlark.NewBuiltin("sleep", func(th *starlark.Thread, b *sta
 	if !ok {
 		return nil, fmt.Errorf("%s: got %s, want a number of seconds", b.Name(), secs.Type())
 	}
-	if f < 0 {
-		return nil, fmt.Errorf("%s: negative duration %v", b.Name(), f)
+	// Converting nan, inf or more than about 292 years of seconds to a
+	// time.Duration overflows silently and would return at once; CPython
+	// raises for all of them (ValueError, OverflowError).
+	switch {
+	case gomath.IsNaN(f):
+		return nil, fmt.Errorf("%s: invalid duration nan (want a finite number of seconds)", b.Name())
+	case f < 0:
+		return nil, fmt.Errorf("%s: negative duration %v (want a number of seconds >= 0)", b.Name(), secs)
+	case f > maxSeconds:
+		return nil, fmt.Errorf("%s: duration %v is too long (at most %d seconds)", b.Name(), secs, int64(maxSeconds))
 	}
 	ctx := contextOf(th)
 	if err := ctx.Err(); err != nil {
