@@ -360,7 +360,11 @@ func (r *jobRunner) startWorker(caller *engine.Worker, inline bool) func(ctx con
 				ts.bind(th, ctx) // the item's own context, with its deadline
 			}
 			v, err = starlark.Call(th, fn, args, nil)
-			args[0] = nil // do not keep the item alive
+			if reuse {
+				// Do not keep the item alive. Only the shared tuple: another
+				// callable (a @future function) may keep the one it got.
+				args[0] = nil
+			}
 			if err != nil {
 				return nil, err
 			}
