@@ -18,6 +18,7 @@ import (
 	"go.starlark.net/syntax"
 
 	"github.com/semisync/semisync/engine"
+	"github.com/semisync/semisync/starlarkmod/internal/crossing"
 	"github.com/semisync/semisync/starlarkmod/internal/decorator"
 )
 
@@ -68,8 +69,7 @@ type Interpreter struct {
 	pool   *engine.Pool
 	seed   int64
 
-	progs sync.Map // *starlark.Program -> *progInfo
-	ready sync.Map // *starlark.Function or preparable -> struct{}: prepared, safe forever
+	cross crossing.Checker // analyses, finished modules, values found safe for good
 
 	loadMu sync.Mutex
 	loads  map[string]*loadEntry
@@ -316,7 +316,8 @@ func (in *Interpreter) executor(th *starlark.Thread) engine.Executor {
 // runTask calls fn(args, kwargs) as the task named task on worker w, with
 // ctx. On a pool worker it owns w's thread for the call: it sets the
 // context, resets the step budget and the random generator. Inline (the
-// worker's thread is the caller's), it just calls fn. The result is frozen.
+// worker's thread is the caller's), it just calls fn. The result is readied
+// to cross back (prepareResult); if it cannot cross, that is the error.
 func (in *Interpreter) runTask(ctx context.Context, w *engine.Worker, task taskKey, fn starlark.Callable, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	th := w.Local.(*starlark.Thread)
 	ts := stateOf(th)
@@ -341,7 +342,9 @@ func (in *Interpreter) runTask(ctx context.Context, w *engine.Worker, task taskK
 		}
 		ts.task, ts.rng = saved, savedRng
 		if err == nil {
-			v.Freeze()
+			if err = in.prepareResult(v); err != nil {
+				v = nil
+			}
 		}
 		return v, err
 	}
@@ -350,7 +353,9 @@ func (in *Interpreter) runTask(ctx context.Context, w *engine.Worker, task taskK
 	ts.bind(th, ctx)
 	v, err := starlark.Call(th, fn, args, kwargs)
 	if err == nil {
-		v.Freeze()
+		if err = in.prepareResult(v); err != nil {
+			v = nil
+		}
 	}
 	return v, err
 }
@@ -421,7 +426,8 @@ func (in *Interpreter) execModule(th *starlark.Thread, filename string, src []by
 		return nil, err
 	}
 	g, err := prog.Init(th, in.Predeclared())
-	g.Freeze()
+	in.cross.Finish(prog)
+	freezeGlobals(g)
 	return g, err
 }
 
@@ -437,7 +443,7 @@ func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, 
 	if err != nil {
 		return nil, err
 	}
-	in.progs.Store(prog, analyze(f))
+	in.cross.Add(prog, crossing.Analyze(f))
 	return prog, nil
 }
 
@@ -477,8 +483,9 @@ func (in *Interpreter) ExecChunk(th *starlark.Thread, filename string, src []byt
 	if err != nil {
 		return globals, nil, err
 	}
-	in.progs.Store(prog, analyze(f))
+	in.cross.Add(prog, crossing.Analyze(f))
 	g, err := prog.Init(th, env)
+	in.cross.Finish(prog)
 	result = make(starlark.StringDict, len(globals)+len(g))
 	for k, v := range globals {
 		result[k] = v

@@ -31,7 +31,7 @@ type coroutineFunc struct {
 
 var (
 	_ starlark.Callable = (*coroutineFunc)(nil)
-	_ preparable        = (*coroutineFunc)(nil)
+	_ Crosser           = (*coroutineFunc)(nil)
 )
 
 func (cf *coroutineFunc) String() string {
@@ -130,6 +130,7 @@ type coroutine struct {
 
 var (
 	_ consumer          = (*coroutine)(nil)
+	_ Crosser           = (*coroutine)(nil)
 	_ starlark.HasAttrs = (*coroutine)(nil)
 )
 
@@ -138,6 +139,11 @@ func (c *coroutine) Type() string          { return "coroutine" }
 func (c *coroutine) Freeze()               {}
 func (c *coroutine) Truth() starlark.Bool  { return true }
 func (c *coroutine) Hash() (uint32, error) { return hashPointer(c), nil }
+
+// Cross lets a consumer cross: any thread may send to it, close it or wait
+// for it (its own thread sending to itself is refused by send), and its
+// function and arguments were readied when it started.
+func (c *coroutine) Cross(func(starlark.Value) error) error { return nil }
 func (c *coroutine) Attr(name string) (starlark.Value, error) {
 	if m, ok := c.methods[name]; ok {
 		return m, nil
@@ -371,7 +377,7 @@ type inbox struct {
 
 var (
 	_ starlark.Iterable = (*inbox)(nil)
-	_ preparable        = (*inbox)(nil)
+	_ Crosser           = (*inbox)(nil)
 )
 
 func (ib *inbox) String() string        { return "<inbox of " + ib.c.desc + ">" }
@@ -380,7 +386,7 @@ func (ib *inbox) Freeze()               {}
 func (ib *inbox) Truth() starlark.Bool  { return true }
 func (ib *inbox) Hash() (uint32, error) { return hashPointer(ib), nil }
 
-func (ib *inbox) prepareValues(func(starlark.Value) error) error {
+func (ib *inbox) Cross(func(starlark.Value) error) error {
 	return fmt.Errorf("the inbox of %s cannot be passed to another thread; iterate it in the coroutine's own function", ib.c.desc)
 }
 
@@ -434,7 +440,7 @@ type inlineInbox struct {
 
 var (
 	_ starlark.Iterable = (*inlineInbox)(nil)
-	_ preparable        = (*inlineInbox)(nil)
+	_ Crosser           = (*inlineInbox)(nil)
 )
 
 func (ib *inlineInbox) String() string        { return "<inbox of " + ib.c.desc + ">" }
@@ -443,7 +449,7 @@ func (ib *inlineInbox) Freeze()               {}
 func (ib *inlineInbox) Truth() starlark.Bool  { return true }
 func (ib *inlineInbox) Hash() (uint32, error) { return hashPointer(ib), nil }
 
-func (ib *inlineInbox) prepareValues(func(starlark.Value) error) error {
+func (ib *inlineInbox) Cross(func(starlark.Value) error) error {
 	return fmt.Errorf("the inbox of %s cannot be passed to another thread; iterate it in the coroutine's own function", ib.c.desc)
 }
 

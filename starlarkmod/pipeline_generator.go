@@ -33,7 +33,7 @@ type generatorFunc struct {
 
 var (
 	_ starlark.Callable = (*generatorFunc)(nil)
-	_ preparable        = (*generatorFunc)(nil)
+	_ Crosser           = (*generatorFunc)(nil)
 )
 
 func (g *generatorFunc) String() string {
@@ -69,10 +69,11 @@ func (g *generatorFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, k
 // stream is the lazy iterable returned by calling a @generator function.
 // It belongs to the thread that created it (owner): iteration blocks that
 // thread, and failures cancel it (an iterator cannot return an error).
-// prepare refuses to let a stream cross to another thread. The one way
-// left is to be a task's result, which is frozen: a frozen stream is
-// therefore iterated "detached", without touching any thread's state: it
-// waits under the session's context and reports failures on stderr.
+// Crossing refuses to let a stream reach another thread (Cross), a task's
+// result included. A stream can still be frozen with the globals of a
+// module that has finished (a loaded module's global): a frozen stream is
+// iterated "detached", without touching any thread's state: it waits under
+// the session's context and reports failures on stderr.
 type stream struct {
 	g      *generatorFunc
 	in     *Interpreter
@@ -87,7 +88,7 @@ type stream struct {
 
 var (
 	_ starlark.Iterable = (*stream)(nil)
-	_ preparable        = (*stream)(nil)
+	_ Crosser           = (*stream)(nil)
 )
 
 func (s *stream) String() string        { return "<stream " + s.desc + ">" }
@@ -96,7 +97,7 @@ func (s *stream) Freeze()               { s.frozen.Store(true) }
 func (s *stream) Truth() starlark.Bool  { return true }
 func (s *stream) Hash() (uint32, error) { return hashPointer(s), nil }
 
-func (s *stream) prepareValues(func(starlark.Value) error) error {
+func (s *stream) Cross(func(starlark.Value) error) error {
 	return fmt.Errorf("stream %s cannot be passed to another thread: iterate it on the thread that called %s, or pass %s itself and call it there",
 		s.desc, s.g.fn.Name(), s.g.fn.Name())
 }
@@ -372,7 +373,7 @@ type emitter struct {
 	sinkErr error
 }
 
-var _ preparable = (*emitter)(nil)
+var _ Crosser = (*emitter)(nil)
 
 func (em *emitter) String() string        { return "<emit of " + em.s.desc + ">" }
 func (em *emitter) Type() string          { return "emit" }
@@ -380,7 +381,7 @@ func (em *emitter) Freeze()               {}
 func (em *emitter) Truth() starlark.Bool  { return true }
 func (em *emitter) Hash() (uint32, error) { return hashPointer(em), nil }
 
-func (em *emitter) prepareValues(func(starlark.Value) error) error {
+func (em *emitter) Cross(func(starlark.Value) error) error {
 	return fmt.Errorf("emit of %s cannot be passed to another thread; call it in the generator's own function", em.s.desc)
 }
 
