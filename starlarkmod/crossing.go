@@ -77,3 +77,12 @@ func freezeGlobals(g starlark.StringDict) {
 	}
 	crossing.Freeze(vs...)
 }
+
+// checker returns in's crossing checker; for values made outside any
+// interpreter (in is nil), a fresh one, so the same rules apply.
+func (in *Interpreter) checker() *crossing.Checker {
+	if in == nil {
+		return new(crossing.Checker)
+	}
+	return &in.cross
+}

@@ -298,11 +298,7 @@ func prepareItem(in *Interpreter, op string, x starlark.Value) error {
 	case starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, starlark.String, starlark.Bytes:
 		return nil
 	}
-	if in == nil {
-		x.Freeze()
-		return nil
-	}
-	return in.prepareValues(op, true, x)
+	return in.checker().Cross(nil, op, true, x)
 }
 
 // broadcastValue is broadcast(*consumers): it forwards each item to every

@@ -54,13 +54,7 @@ func interpOf(th *starlark.Thread) *Interpreter {
 type storer struct{ in *Interpreter }
 
 func (s storer) store(op string, vs ...starlark.Value) error {
-	if s.in == nil {
-		for _, v := range vs {
-			v.Freeze()
-		}
-		return nil
-	}
-	return s.in.prepareValues(op, true, vs...)
+	return s.in.checker().Cross(nil, op, true, vs...)
 }
 
 func (s storer) storeArgs(op string, args starlark.Tuple, kwargs []starlark.Tuple) error {
