@@ -390,6 +390,9 @@ func (ib *inbox) Cross(func(starlark.Value) error) error {
 	return fmt.Errorf("the inbox of %s cannot be passed to another thread; iterate it in the coroutine's own function", ib.c.desc)
 }
 
+// Iterate has no thread parameter to check its caller against the owner:
+// the crossing refusal (Cross) is the guard that keeps an inbox on its
+// coroutine's thread.
 func (ib *inbox) Iterate() starlark.Iterator {
 	if ib.dead.Load() {
 		return emptyIterator{}

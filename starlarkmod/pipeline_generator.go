@@ -120,6 +120,9 @@ func (in *Interpreter) sessionContext() context.Context {
 	return context.Background()
 }
 
+// Iterate has no thread parameter to check its caller against the owner:
+// the crossing refusal (Cross) is the guard that keeps a stream on the
+// thread that made it.
 func (s *stream) Iterate() starlark.Iterator {
 	var th *starlark.Thread // the consuming thread; nil when detached
 	ctx := s.in.sessionContext()
@@ -147,6 +150,7 @@ func (s *stream) start(ctx context.Context, w *engine.Worker, th *starlark.Threa
 	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
 	ef := engine.Go(pctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		em.ctx, em.w = ctx, w
+		em.owner.Store(w.Local.(*starlark.Thread))
 		defer em.done.Store(true)
 		return in.runTask(ctx, w, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
 	})
@@ -226,6 +230,7 @@ func (s *stream) runInline(ctx context.Context, th *starlark.Thread) starlark.It
 	em := &emitter{s: s, items: &items}
 	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
 	produce := func(run *starlark.Thread) (starlark.Value, error) {
+		em.owner.Store(run)
 		depth := run.CallStackDepth()
 		v, err := s.in.runTask(ctx, &engine.Worker{Local: run}, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
 		uncancelInline(run) // the error is delivered after the items
@@ -301,6 +306,7 @@ func (s *stream) spliceInto(th *starlark.Thread, op string, c consumer) (starlar
 	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
 	ef := engine.Go(pctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		em.ctx, em.w = ctx, w
+		em.owner.Store(w.Local.(*starlark.Thread))
 		defer em.done.Store(true)
 		return in.runTask(ctx, w, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
 	})
@@ -362,8 +368,9 @@ type emitter struct {
 	st    *engine.Stream[starlark.Value] // parallel mode
 	ctx   context.Context
 	w     *engine.Worker
-	items *[]starlark.Value // sequential mode
-	done  atomic.Bool       // the producer has returned
+	items *[]starlark.Value               // sequential mode
+	done  atomic.Bool                     // the producer has returned
+	owner atomic.Pointer[starlark.Thread] // the producer's thread
 
 	// inject, spliced: emit puts items straight into sink (see spliceInto);
 	// if it is a coroutine, into its inbox (st).
@@ -396,6 +403,11 @@ func emitBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	x := args[0]
 	if em.done.Load() {
 		return nil, fmt.Errorf("%s: %s has returned; emit works only while the generator runs", b.Name(), em.s.desc)
+	}
+	// emit cannot cross (Cross refuses it); should it reach another thread
+	// anyway, it still refuses to run there.
+	if o := em.owner.Load(); o != nil && o != th {
+		return nil, fmt.Errorf("%s: called on thread %s, but the emit of %s belongs to the generator's thread %s; call it in the generator's own function", b.Name(), th.Name, em.s.desc, o.Name)
 	}
 	if err := prepareItem(em.s.in, b.Name(), x); err != nil {
 		return nil, err
