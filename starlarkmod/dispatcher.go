@@ -87,6 +87,7 @@ type delivery struct {
 
 var (
 	_ starlark.HasAttrs = (*dispatcherValue)(nil)
+	_ Crosser           = (*dispatcherValue)(nil)
 )
 
 var dispatcherMethods map[string]*starlark.Builtin
@@ -134,6 +135,10 @@ func (d *dispatcherValue) Type() string          { return "Dispatcher" }
 func (d *dispatcherValue) Freeze()               {}
 func (d *dispatcherValue) Truth() starlark.Bool  { return true }
 func (d *dispatcherValue) Hash() (uint32, error) { return hashPointer(d), nil }
+
+// Cross lets a dispatcher cross: it is safe for concurrent use, and what
+// it holds (handlers, senders) was readied when it was stored.
+func (d *dispatcherValue) Cross(func(starlark.Value) error) error { return nil }
 func (d *dispatcherValue) Attr(name string) (starlark.Value, error) {
 	if m, ok := d.methods[name]; ok {
 		return m, nil

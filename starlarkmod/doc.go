@@ -17,12 +17,15 @@
 // # Crossing goroutines
 //
 // Everything that starts work elsewhere passes the function, its arguments
-// and whatever they reach through Interpreter.prepare (see crossing.go):
-// values are deep-frozen, the globals and captured variables of functions
-// are followed, and work that may outlive the call that started it is
-// refused if it reads a global or captured variable that can still be
-// re-bound. Results are frozen on the way back. Shared mutable state lives
-// in Go containers guarded by mutexes (Manager().list() and friends).
+// and whatever they reach through one walk (crossing.go, over
+// internal/crossing): core Starlark values are deep-frozen, the globals and
+// captured variables of functions are followed, and work that may outlive
+// the call that started it is refused if it reads a global or captured
+// variable that can still be re-bound. Crossing is an allow-list: any other
+// value crosses only if its type implements [Crosser]; values bound to one
+// thread (streams, inboxes, emit, as_completed) refuse. Results take the
+// same walk on the way back. Shared mutable state lives in Go containers
+// guarded by mutexes (Manager().list() and friends).
 //
 // # Errors
 //

@@ -44,6 +44,7 @@ type Future struct {
 
 var (
 	_ starlark.HasAttrs = (*Future)(nil)
+	_ Crosser           = (*Future)(nil)
 )
 
 func newFuture(f *engine.Future[starlark.Value], op, desc string) *Future {
@@ -81,6 +82,10 @@ func (f *Future) Type() string          { return "future" }
 func (f *Future) Freeze()               {}
 func (f *Future) Truth() starlark.Bool  { return true }
 func (f *Future) Hash() (uint32, error) { return hashPointer(f), nil }
+
+// Cross lets a future cross: it is safe for concurrent use, and its
+// result was readied to cross when the task produced it.
+func (f *Future) Cross(func(starlark.Value) error) error { return nil }
 
 var futureMethods = map[string]*starlark.Builtin{
 	"result":    starlark.NewBuiltin("result", futureResult),

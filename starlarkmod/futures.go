@@ -37,7 +37,7 @@ type asyncFunc struct{ wrapped }
 
 var (
 	_ starlark.Callable = (*asyncFunc)(nil)
-	_ preparable        = (*asyncFunc)(nil)
+	_ Crosser           = (*asyncFunc)(nil)
 )
 
 func (a *asyncFunc) String() string { return fmt.Sprintf("<future function %s>", a.fn.Name()) }
@@ -221,6 +221,15 @@ func (c *completedIter) Freeze()               {}
 func (c *completedIter) Truth() starlark.Bool  { return true }
 func (c *completedIter) Hash() (uint32, error) { return hashPointer(c), nil }
 
+// Cross refuses: the iterable blocks and cancels the thread that called
+// as_completed. (Iterate has no thread parameter to check its caller
+// against: this refusal is the guard.)
+func (c *completedIter) Cross(func(starlark.Value) error) error {
+	return fmt.Errorf("the result of %s cannot be passed to another thread: iterate it on the thread that called %s, or pass the futures themselves", c.op, c.op)
+}
+
+var _ Crosser = (*completedIter)(nil)
+
 func (c *completedIter) Iterate() starlark.Iterator {
 	it := &completedIterator{c: c, left: c.n}
 	if c.used.Swap(true) {
@@ -302,6 +311,9 @@ func (synchronizer) Type() string          { return "Synchronizer" }
 func (synchronizer) Freeze()               {}
 func (synchronizer) Truth() starlark.Bool  { return true }
 func (synchronizer) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: Synchronizer") }
+
+// Cross lets a Synchronizer cross: it holds nothing.
+func (synchronizer) Cross(func(starlark.Value) error) error { return nil }
 func (s synchronizer) Attr(name string) (starlark.Value, error) {
 	return methodAttr(s, synchronizerMethods, name)
 }
@@ -314,7 +326,7 @@ type blockingFunc struct{ wrapped }
 
 var (
 	_ starlark.Callable = (*blockingFunc)(nil)
-	_ preparable        = (*blockingFunc)(nil)
+	_ Crosser           = (*blockingFunc)(nil)
 )
 
 func (s *blockingFunc) String() string { return fmt.Sprintf("<synchronized function %s>", s.fn.Name()) }

@@ -15,6 +15,7 @@ import (
 	"go.starlark.net/syntax"
 
 	"github.com/semisync/semisync/engine"
+	"github.com/semisync/semisync/starlarkmod/internal/crossing"
 	"github.com/semisync/semisync/starlarkmod/internal/decorator"
 	"github.com/semisync/semisync/starlarkmod/random"
 )
@@ -68,8 +69,7 @@ type Interpreter struct {
 	seed   int64
 	root   string // default load root of runs; "" means the script's directory
 
-	progs sync.Map // *starlark.Program -> *progInfo
-	ready sync.Map // *starlark.Function or preparable -> struct{}: prepared, safe forever
+	cross crossing.Checker // analyses, finished modules, values found safe for good
 
 	predeclOnce sync.Once
 	predecl     starlark.StringDict
@@ -345,7 +345,8 @@ func (in *Interpreter) executor(th *starlark.Thread) engine.Executor {
 // runTask calls fn(args, kwargs) as the task named task on worker w, with
 // ctx. On a pool worker it owns w's thread for the call: it sets the
 // context, resets the step budget and the random generator. Inline (the
-// worker's thread is the caller's), it just calls fn. The result is frozen.
+// worker's thread is the caller's), it just calls fn. The result is readied
+// to cross back (prepareResult); if it cannot cross, that is the error.
 func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn starlark.Callable, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	th := w.Local.(*starlark.Thread)
 	ts := stateOf(th)
@@ -370,7 +371,9 @@ func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn st
 		}
 		ts.taskState = saved
 		if err == nil {
-			v.Freeze()
+			if err = r.in.prepareResult(v); err != nil {
+				v = nil
+			}
 		}
 		return v, err
 	}
@@ -379,7 +382,9 @@ func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn st
 	ts.bind(th, ctx)
 	v, err := starlark.Call(th, fn, args, kwargs)
 	if err == nil {
-		v.Freeze()
+		if err = r.in.prepareResult(v); err != nil {
+			v = nil
+		}
 	}
 	return v, err
 }
@@ -450,7 +455,8 @@ func (r *Run) execModule(th *starlark.Thread, filename string, src []byte) (star
 		return nil, err
 	}
 	g, err := prog.Init(th, r.predecl)
-	g.Freeze()
+	r.in.cross.Finish(prog)
+	freezeGlobals(g)
 	return g, err
 }
 
@@ -466,7 +472,7 @@ func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, 
 	if err != nil {
 		return nil, err
 	}
-	in.progs.Store(prog, analyze(f))
+	in.cross.Add(prog, crossing.Analyze(f))
 	return prog, nil
 }
 
@@ -495,7 +501,8 @@ func (r *Run) ExecSyntax(ctx context.Context, th *starlark.Thread, f *syntax.Fil
 	if err != nil {
 		return nil, err
 	}
-	r.in.progs.Store(prog, analyze(f))
+	r.in.cross.Add(prog, crossing.Analyze(f))
+	defer r.in.cross.Finish(prog)
 	return withContext(ctx, th, func() (starlark.StringDict, error) {
 		return prog.Init(th, env)
 	})

@@ -86,7 +86,7 @@ type jobValue struct {
 
 var (
 	_ starlark.HasAttrs = (*jobValue)(nil)
-	_ preparable        = (*jobValue)(nil)
+	_ Crosser           = (*jobValue)(nil)
 )
 
 // jobBuiltin is job and spychronous's SynchronousJob.
@@ -141,7 +141,7 @@ func (j *jobValue) Freeze()               {}
 func (j *jobValue) Truth() starlark.Bool  { return true }
 func (j *jobValue) Hash() (uint32, error) { return hashPointer(j), nil }
 
-func (j *jobValue) prepareValues(yield func(starlark.Value) error) error {
+func (j *jobValue) Cross(yield func(starlark.Value) error) error {
 	if err := yield(j.fn); err != nil {
 		return err
 	}
@@ -368,7 +368,9 @@ func (r *jobRunner) startWorker(caller *engine.Worker, inline bool) func(ctx con
 			if err != nil {
 				return nil, err
 			}
-			v.Freeze()
+			if err := r.in.prepareResult(v); err != nil {
+				return nil, err
+			}
 			return v, nil
 		}
 		return call, func() {

@@ -307,11 +307,7 @@ func prepareItem(in *Interpreter, op string, x starlark.Value) error {
 	case starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, starlark.String, starlark.Bytes:
 		return nil
 	}
-	if in == nil {
-		x.Freeze()
-		return nil
-	}
-	return in.prepareValues(op, true, x)
+	return in.checker().Cross(nil, op, true, x)
 }
 
 // broadcastValue is broadcast(*consumers): it forwards each item to every
@@ -323,6 +319,7 @@ type broadcastValue struct {
 
 var (
 	_ consumer          = (*broadcastValue)(nil)
+	_ Crosser           = (*broadcastValue)(nil)
 	_ starlark.HasAttrs = (*broadcastValue)(nil)
 )
 
@@ -349,9 +346,20 @@ func (bc *broadcastValue) String() string {
 	}
 	return "<broadcast to " + strings.Join(parts, ", ") + ">"
 }
-func (bc *broadcastValue) Type() string          { return "broadcast" }
-func (bc *broadcastValue) Freeze()               {}
-func (bc *broadcastValue) Truth() starlark.Bool  { return true }
+func (bc *broadcastValue) Type() string         { return "broadcast" }
+func (bc *broadcastValue) Freeze()              {}
+func (bc *broadcastValue) Truth() starlark.Bool { return true }
+
+// Cross lets a broadcast cross with the consumers it forwards to.
+func (bc *broadcastValue) Cross(yield func(starlark.Value) error) error {
+	for _, c := range bc.consumers {
+		if err := yield(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (bc *broadcastValue) Hash() (uint32, error) { return hashPointer(bc), nil }
 func (bc *broadcastValue) Attr(name string) (starlark.Value, error) {
 	if m, ok := bc.methods[name]; ok {

@@ -31,7 +31,7 @@ type coroutineFunc struct {
 
 var (
 	_ starlark.Callable = (*coroutineFunc)(nil)
-	_ preparable        = (*coroutineFunc)(nil)
+	_ Crosser           = (*coroutineFunc)(nil)
 )
 
 func (cf *coroutineFunc) String() string {
@@ -133,6 +133,7 @@ type coroutine struct {
 
 var (
 	_ consumer          = (*coroutine)(nil)
+	_ Crosser           = (*coroutine)(nil)
 	_ starlark.HasAttrs = (*coroutine)(nil)
 )
 
@@ -141,6 +142,11 @@ func (c *coroutine) Type() string          { return "coroutine" }
 func (c *coroutine) Freeze()               {}
 func (c *coroutine) Truth() starlark.Bool  { return true }
 func (c *coroutine) Hash() (uint32, error) { return hashPointer(c), nil }
+
+// Cross lets a consumer cross: any thread may send to it, close it or wait
+// for it (its own thread sending to itself is refused by send), and its
+// function and arguments were readied when it started.
+func (c *coroutine) Cross(func(starlark.Value) error) error { return nil }
 func (c *coroutine) Attr(name string) (starlark.Value, error) {
 	if m, ok := c.methods[name]; ok {
 		return m, nil
@@ -374,7 +380,7 @@ type inbox struct {
 
 var (
 	_ starlark.Iterable = (*inbox)(nil)
-	_ preparable        = (*inbox)(nil)
+	_ Crosser           = (*inbox)(nil)
 )
 
 func (ib *inbox) String() string        { return "<inbox of " + ib.c.desc + ">" }
@@ -383,10 +389,13 @@ func (ib *inbox) Freeze()               {}
 func (ib *inbox) Truth() starlark.Bool  { return true }
 func (ib *inbox) Hash() (uint32, error) { return hashPointer(ib), nil }
 
-func (ib *inbox) prepareValues(func(starlark.Value) error) error {
+func (ib *inbox) Cross(func(starlark.Value) error) error {
 	return fmt.Errorf("the inbox of %s cannot be passed to another thread; iterate it in the coroutine's own function", ib.c.desc)
 }
 
+// Iterate has no thread parameter to check its caller against the owner:
+// the crossing refusal (Cross) is the guard that keeps an inbox on its
+// coroutine's thread.
 func (ib *inbox) Iterate() starlark.Iterator {
 	if ib.dead.Load() {
 		return emptyIterator{}
@@ -437,7 +446,7 @@ type inlineInbox struct {
 
 var (
 	_ starlark.Iterable = (*inlineInbox)(nil)
-	_ preparable        = (*inlineInbox)(nil)
+	_ Crosser           = (*inlineInbox)(nil)
 )
 
 func (ib *inlineInbox) String() string        { return "<inbox of " + ib.c.desc + ">" }
@@ -446,7 +455,7 @@ func (ib *inlineInbox) Freeze()               {}
 func (ib *inlineInbox) Truth() starlark.Bool  { return true }
 func (ib *inlineInbox) Hash() (uint32, error) { return hashPointer(ib), nil }
 
-func (ib *inlineInbox) prepareValues(func(starlark.Value) error) error {
+func (ib *inlineInbox) Cross(func(starlark.Value) error) error {
 	return fmt.Errorf("the inbox of %s cannot be passed to another thread; iterate it in the coroutine's own function", ib.c.desc)
 }
 

@@ -33,7 +33,7 @@ type generatorFunc struct {
 
 var (
 	_ starlark.Callable = (*generatorFunc)(nil)
-	_ preparable        = (*generatorFunc)(nil)
+	_ Crosser           = (*generatorFunc)(nil)
 )
 
 func (g *generatorFunc) String() string {
@@ -71,10 +71,11 @@ func (g *generatorFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, k
 // stream is the lazy iterable returned by calling a @generator function.
 // It belongs to the thread that created it (owner): iteration blocks that
 // thread, and failures cancel it (an iterator cannot return an error).
-// prepare refuses to let a stream cross to another thread. The one way
-// left is to be a task's result, which is frozen: a frozen stream is
-// therefore iterated "detached", without touching any thread's state: it
-// waits under the session's context and reports failures on stderr.
+// Crossing refuses to let a stream reach another thread (Cross), a task's
+// result included. A stream can still be frozen with the globals of a
+// module that has finished (a loaded module's global): a frozen stream is
+// iterated "detached", without touching any thread's state: it waits under
+// the session's context and reports failures on stderr.
 type stream struct {
 	g      *generatorFunc
 	in     *Interpreter
@@ -90,7 +91,7 @@ type stream struct {
 
 var (
 	_ starlark.Iterable = (*stream)(nil)
-	_ preparable        = (*stream)(nil)
+	_ Crosser           = (*stream)(nil)
 )
 
 func (s *stream) String() string        { return "<stream " + s.desc + ">" }
@@ -99,7 +100,7 @@ func (s *stream) Freeze()               { s.frozen.Store(true) }
 func (s *stream) Truth() starlark.Bool  { return true }
 func (s *stream) Hash() (uint32, error) { return hashPointer(s), nil }
 
-func (s *stream) prepareValues(func(starlark.Value) error) error {
+func (s *stream) Cross(func(starlark.Value) error) error {
 	return fmt.Errorf("stream %s cannot be passed to another thread: iterate it on the thread that called %s, or pass %s itself and call it there",
 		s.desc, s.g.fn.Name(), s.g.fn.Name())
 }
@@ -114,6 +115,9 @@ func (s *stream) fail(th *starlark.Thread, err error) {
 	s.in.report(errText(err))
 }
 
+// Iterate has no thread parameter to check its caller against the owner:
+// the crossing refusal (Cross) is the guard that keeps a stream on the
+// thread that made it.
 func (s *stream) Iterate() starlark.Iterator {
 	var th *starlark.Thread // the consuming thread; nil when detached
 	ctx := s.run.ctx
@@ -141,6 +145,7 @@ func (s *stream) start(ctx context.Context, w *engine.Worker, th *starlark.Threa
 	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
 	ef := engine.Go(pctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		em.ctx, em.w = ctx, w
+		em.owner.Store(w.Local.(*starlark.Thread))
 		defer em.done.Store(true)
 		return s.run.runTask(ctx, w, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
 	})
@@ -220,6 +225,7 @@ func (s *stream) runInline(ctx context.Context, th *starlark.Thread) starlark.It
 	em := &emitter{s: s, items: &items}
 	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
 	produce := func(run *starlark.Thread) (starlark.Value, error) {
+		em.owner.Store(run)
 		depth := run.CallStackDepth()
 		v, err := s.run.runTask(ctx, &engine.Worker{Local: run}, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
 		uncancelInline(run) // the error is delivered after the items
@@ -295,6 +301,7 @@ func (s *stream) spliceInto(th *starlark.Thread, op string, c consumer) (starlar
 	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
 	ef := engine.Go(pctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		em.ctx, em.w = ctx, w
+		em.owner.Store(w.Local.(*starlark.Thread))
 		defer em.done.Store(true)
 		return s.run.runTask(ctx, w, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
 	})
@@ -356,8 +363,9 @@ type emitter struct {
 	st    *engine.Stream[starlark.Value] // parallel mode
 	ctx   context.Context
 	w     *engine.Worker
-	items *[]starlark.Value // sequential mode
-	done  atomic.Bool       // the producer has returned
+	items *[]starlark.Value               // sequential mode
+	done  atomic.Bool                     // the producer has returned
+	owner atomic.Pointer[starlark.Thread] // the producer's thread
 
 	// inject, spliced: emit puts items straight into sink (see spliceInto);
 	// if it is a coroutine, into its inbox (st).
@@ -367,7 +375,7 @@ type emitter struct {
 	sinkErr error
 }
 
-var _ preparable = (*emitter)(nil)
+var _ Crosser = (*emitter)(nil)
 
 func (em *emitter) String() string        { return "<emit of " + em.s.desc + ">" }
 func (em *emitter) Type() string          { return "emit" }
@@ -375,7 +383,7 @@ func (em *emitter) Freeze()               {}
 func (em *emitter) Truth() starlark.Bool  { return true }
 func (em *emitter) Hash() (uint32, error) { return hashPointer(em), nil }
 
-func (em *emitter) prepareValues(func(starlark.Value) error) error {
+func (em *emitter) Cross(func(starlark.Value) error) error {
 	return fmt.Errorf("emit of %s cannot be passed to another thread; call it in the generator's own function", em.s.desc)
 }
 
@@ -390,6 +398,11 @@ func emitBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	x := args[0]
 	if em.done.Load() {
 		return nil, fmt.Errorf("%s: %s has returned; emit works only while the generator runs", b.Name(), em.s.desc)
+	}
+	// emit cannot cross (Cross refuses it); should it reach another thread
+	// anyway, it still refuses to run there.
+	if o := em.owner.Load(); o != nil && o != th {
+		return nil, fmt.Errorf("%s: called on thread %s, but the emit of %s belongs to the generator's thread %s; call it in the generator's own function", b.Name(), th.Name, em.s.desc, o.Name)
 	}
 	if err := prepareItem(em.s.in, b.Name(), x); err != nil {
 		return nil, err

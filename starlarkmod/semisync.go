@@ -99,7 +99,7 @@ type semisyncFunc struct {
 
 var (
 	_ starlark.Callable = (*semisyncFunc)(nil)
-	_ preparable        = (*semisyncFunc)(nil)
+	_ Crosser           = (*semisyncFunc)(nil)
 )
 
 func (s *semisyncFunc) String() string        { return fmt.Sprintf("<semisync function %s>", s.name) }
@@ -109,7 +109,7 @@ func (s *semisyncFunc) Truth() starlark.Bool  { return true }
 func (s *semisyncFunc) Hash() (uint32, error) { return hashPointer(s), nil }
 func (s *semisyncFunc) Name() string          { return s.name }
 
-func (s *semisyncFunc) prepareValues(yield func(starlark.Value) error) error {
+func (s *semisyncFunc) Cross(yield func(starlark.Value) error) error {
 	if err := yield(s.fn); err != nil {
 		return err
 	}
@@ -185,7 +185,10 @@ func (semisyncValue) Type() string          { return "semisync" }
 func (semisyncValue) Freeze()               {}
 func (semisyncValue) Truth() starlark.Bool  { return true }
 func (semisyncValue) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: semisync") }
-func (semisyncValue) Name() string          { return "semisync" }
+
+// Cross lets semisync cross: it holds nothing.
+func (semisyncValue) Cross(func(starlark.Value) error) error { return nil }
+func (semisyncValue) Name() string                           { return "semisync" }
 
 var semisyncMethods = map[string]*starlark.Builtin{
 	"begin": starlark.NewBuiltin("semisync.begin", semisyncBegin),

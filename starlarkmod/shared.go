@@ -57,13 +57,7 @@ func interpOf(th *starlark.Thread) *Interpreter {
 type storer struct{ in *Interpreter }
 
 func (s storer) store(op string, vs ...starlark.Value) error {
-	if s.in == nil {
-		for _, v := range vs {
-			v.Freeze()
-		}
-		return nil
-	}
-	return s.in.prepareValues(op, true, vs...)
+	return s.in.checker().Cross(nil, op, true, vs...)
 }
 
 func (s storer) storeArgs(op string, args starlark.Tuple, kwargs []starlark.Tuple) error {
@@ -1015,3 +1009,21 @@ func lockCall(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwa
 	defer func() { <-l.ch }()
 	return starlark.Call(th, args[0], args[1:], kwargs)
 }
+
+// Crossing (see crossing.go). Manager containers and Locks are safe for
+// concurrent use, and what a container holds was readied to cross when it
+// was stored: they cross holding nothing more to walk.
+
+func (manager) Cross(func(starlark.Value) error) error        { return nil }
+func (ns *namespace) Cross(func(starlark.Value) error) error  { return nil }
+func (sd *sharedDict) Cross(func(starlark.Value) error) error { return nil }
+func (sl *sharedList) Cross(func(starlark.Value) error) error { return nil }
+func (l *lock) Cross(func(starlark.Value) error) error        { return nil }
+
+var (
+	_ Crosser = manager{}
+	_ Crosser = (*namespace)(nil)
+	_ Crosser = (*sharedDict)(nil)
+	_ Crosser = (*sharedList)(nil)
+	_ Crosser = (*lock)(nil)
+)

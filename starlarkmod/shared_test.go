@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,36 +13,6 @@ import (
 
 	"github.com/semisync/semisync/starlarkmod"
 )
-
-// TestRaceShared runs the adversarial scripts in testdata/race_shared
-// (Manager containers that contain, extend and print themselves and each
-// other from several tasks at once), in parallel and sequential mode,
-// against NAME.golden. A deadlock fails the test after a minute instead of
-// hanging it: a goroutine stuck on a mutex ignores the run's context.
-func TestRaceShared(t *testing.T) {
-	files, err := filepath.Glob("testdata/race_shared/*.star")
-	require.NoError(t, err)
-	require.NotEmpty(t, files)
-	for _, file := range files {
-		for _, sequential := range []bool{false, true} {
-			name := file
-			if sequential {
-				name += "/sequential"
-			}
-			t.Run(name, func(t *testing.T) {
-				t.Parallel()
-				done := make(chan string, 1)
-				go func() { done <- runScript(t, file, sequential) }()
-				select {
-				case got := <-done:
-					checkGolden(t, strings.TrimSuffix(file, ".star")+".golden", got)
-				case <-time.After(time.Minute):
-					t.Fatalf("%s did not finish within a minute (deadlock?)", file)
-				}
-			})
-		}
-	}
-}
 
 // TestDurationErrors: sleep and every timeout refuse nan, infinities,
 // negative numbers and durations too large for a time.Duration, instead of

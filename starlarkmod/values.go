@@ -42,4 +42,4 @@ func (w *wrapped) Truth() starlark.Bool  { return true }
 func (w *wrapped) Hash() (uint32, error) { return hashPointer(w), nil }
 func (w *wrapped) Name() string          { return w.fn.Name() }
 
-func (w *wrapped) prepareValues(yield func(starlark.Value) error) error { return yield(w.fn) }
+func (w *wrapped) Cross(yield func(starlark.Value) error) error { return yield(w.fn) }
