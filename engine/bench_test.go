@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"testing"
 
@@ -52,22 +51,23 @@ func BenchmarkGraphIndependent(b *testing.B) {
 			p := engine.NewPool(engine.PoolOptions{})
 			return p, p.Close
 		}},
-		{"Inline", func() (engine.Executor, func()) { return engine.Inline{}, func() {} }},
+		{"Serial", func() (engine.Executor, func()) {
+			p := engine.NewPool(engine.PoolOptions{Serial: true})
+			return p, p.Close
+		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ex, stop := bc.newEx()
 			defer stop()
 			fn := func(context.Context, *engine.Worker) (any, error) { return nil, nil }
 			var g engine.Graph
-			for i := range b.N {
-				if err := g.Add(strconv.Itoa(i), fn); err != nil {
-					b.Fatal(err)
-				}
+			for range b.N {
+				g.Add(fn)
 			}
 			done := 0
 			b.ReportAllocs()
 			b.ResetTimer()
-			err := g.Run(context.Background(), ex, func(string, any) error {
+			err := g.Run(context.Background(), ex, nil, func(engine.NodeID, any) error {
 				done++
 				return nil
 			})
@@ -93,7 +93,10 @@ func BenchmarkFutureGo(b *testing.B) {
 			p := engine.NewPool(engine.PoolOptions{})
 			return p, p.Close
 		}},
-		{"Inline", func() (engine.Executor, func()) { return engine.Inline{}, func() {} }},
+		{"Serial", func() (engine.Executor, func()) {
+			p := engine.NewPool(engine.PoolOptions{Serial: true})
+			return p, p.Close
+		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ex, stop := bc.newEx()
@@ -104,7 +107,7 @@ func BenchmarkFutureGo(b *testing.B) {
 			b.ResetTimer()
 			sum := 0
 			for range b.N {
-				v, err := engine.Go(ctx, ex, fn).Result(ctx)
+				v, err := engine.Go(ctx, ex, fn).Result(ctx, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -128,7 +131,7 @@ func BenchmarkFutureGoParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := engine.Go(ctx, p, fn).Result(ctx); err != nil {
+			if _, err := engine.Go(ctx, p, fn).Result(ctx, nil); err != nil {
 				b.Error(err)
 				return
 			}
