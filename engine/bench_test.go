@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -137,4 +138,77 @@ func BenchmarkFutureGoParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPoolTrivialSerial is BenchmarkPoolTrivial on a serial pool, the
+// tasks submitted by a goroutine that takes no part: each one is a hand-off
+// of the baton.
+func BenchmarkPoolTrivialSerial(b *testing.B) {
+	p := engine.NewPool(engine.PoolOptions{Serial: true})
+	defer p.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	task := func(context.Context, *engine.Worker) { wg.Done() }
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	wg.Add(b.N)
+	for range b.N {
+		if err := p.Go(ctx, task); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+}
+
+// BenchmarkStreamSerial is BenchmarkStream's unbuffered, one-at-a-time
+// case on a serial pool: a producer task and an entered consumer hand the
+// baton to each other for every item.
+func BenchmarkStreamSerial(b *testing.B) {
+	for _, capacity := range []int{0, 64} {
+		b.Run(fmt.Sprintf("cap%d", capacity), func(b *testing.B) {
+			p := engine.NewPool(engine.PoolOptions{Serial: true})
+			defer p.Close()
+			w := p.Enter()
+			defer w.Leave()
+			s := engine.NewStream[int](capacity)
+			engine.Go(bg, p, func(ctx context.Context, w *engine.Worker) (int, error) {
+				for i := range b.N {
+					_ = s.Send(ctx, w, i)
+				}
+				s.Close(nil)
+				return 0, nil
+			})
+			for {
+				if _, ok, _ := s.Recv(bg, w); !ok {
+					break
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "items/s")
+		})
+	}
+}
+
+// BenchmarkDispatcherSerial is BenchmarkDispatcher on a serial pool, posted
+// by an entered goroutine.
+func BenchmarkDispatcherSerial(b *testing.B) {
+	p := engine.NewPool(engine.PoolOptions{Serial: true})
+	defer p.Close()
+	w := p.Enter()
+	defer w.Leave()
+	var n int
+	d := engine.NewDispatcher(func(_ context.Context, _ *engine.Worker, batch []int) int {
+		n += len(batch)
+		return len(batch)
+	})
+	for i := range b.N {
+		_ = d.Post(bg, p, i)
+	}
+	if err := d.Wait(bg, w); err != nil {
+		b.Fatal(err)
+	}
+	if n != b.N {
+		b.Fatal(fmt.Sprint("handled ", n))
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }

@@ -162,7 +162,7 @@ func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
 // of contexts cancelled because another item failed.
 var (
 	errNotStarted = errors.New("not started")
-	errStopped    = errors.New("stopped: another item failed")
+	errStopped    = errors.New("engine: stopped: another item failed")
 )
 
 // cancelledErr marks the error of an item cancelled while it ran.
