@@ -20,12 +20,14 @@ type Executor interface {
 	// Go arranges for task to run on a worker and returns without waiting
 	// for it. It fails only if the executor is closed.
 	Go(ctx context.Context, task Task) error
-	// TryGo is like Go, but only if task is sure to start without waiting
-	// for another task to end: when the executor is at its hard cap on
-	// workers (every worker it may ever have is busy, running or waiting),
-	// TryGo does not queue task and reports false. A caller that must not
-	// wait for a task that could be stuck behind it (a nested map whose
-	// every outer item holds a worker) runs the work itself instead.
+	// TryGo is like Go, except when the executor is at its hard cap on
+	// workers (every worker it may ever have is taken, running or
+	// waiting): then task could wait for ever behind tasks that wait for
+	// the caller, so TryGo does not queue it and reports false. A task
+	// queued only because of a soft limit is accepted: it starts when a
+	// running task ends or waits. A caller that must not wait for a task
+	// that could be stuck behind it (a nested map whose every outer item
+	// holds a worker) runs the work itself after a refusal.
 	TryGo(ctx context.Context, task Task) (bool, error)
 }
 
