@@ -2,7 +2,7 @@ package engine_test
 
 import (
 	"context"
-	"strconv"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -52,22 +52,23 @@ func BenchmarkGraphIndependent(b *testing.B) {
 			p := engine.NewPool(engine.PoolOptions{})
 			return p, p.Close
 		}},
-		{"Inline", func() (engine.Executor, func()) { return engine.Inline{}, func() {} }},
+		{"Serial", func() (engine.Executor, func()) {
+			p := engine.NewPool(engine.PoolOptions{Serial: true})
+			return p, p.Close
+		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ex, stop := bc.newEx()
 			defer stop()
 			fn := func(context.Context, *engine.Worker) (any, error) { return nil, nil }
 			var g engine.Graph
-			for i := range b.N {
-				if err := g.Add(strconv.Itoa(i), fn); err != nil {
-					b.Fatal(err)
-				}
+			for range b.N {
+				g.Add(fn)
 			}
 			done := 0
 			b.ReportAllocs()
 			b.ResetTimer()
-			err := g.Run(context.Background(), ex, func(string, any) error {
+			err := g.Run(context.Background(), ex, nil, func(engine.NodeID, any) error {
 				done++
 				return nil
 			})
@@ -93,7 +94,10 @@ func BenchmarkFutureGo(b *testing.B) {
 			p := engine.NewPool(engine.PoolOptions{})
 			return p, p.Close
 		}},
-		{"Inline", func() (engine.Executor, func()) { return engine.Inline{}, func() {} }},
+		{"Serial", func() (engine.Executor, func()) {
+			p := engine.NewPool(engine.PoolOptions{Serial: true})
+			return p, p.Close
+		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ex, stop := bc.newEx()
@@ -104,7 +108,7 @@ func BenchmarkFutureGo(b *testing.B) {
 			b.ResetTimer()
 			sum := 0
 			for range b.N {
-				v, err := engine.Go(ctx, ex, fn).Result(ctx)
+				v, err := engine.Go(ctx, ex, fn).Result(ctx, nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -128,10 +132,83 @@ func BenchmarkFutureGoParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := engine.Go(ctx, p, fn).Result(ctx); err != nil {
+			if _, err := engine.Go(ctx, p, fn).Result(ctx, nil); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
+}
+
+// BenchmarkPoolTrivialSerial is BenchmarkPoolTrivial on a serial pool, the
+// tasks submitted by a goroutine that takes no part: each one is a hand-off
+// of the baton.
+func BenchmarkPoolTrivialSerial(b *testing.B) {
+	p := engine.NewPool(engine.PoolOptions{Serial: true})
+	defer p.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	task := func(context.Context, *engine.Worker) { wg.Done() }
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	wg.Add(b.N)
+	for range b.N {
+		if err := p.Go(ctx, task); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+}
+
+// BenchmarkStreamSerial is BenchmarkStream's unbuffered, one-at-a-time
+// case on a serial pool: a producer task and an entered consumer hand the
+// baton to each other for every item.
+func BenchmarkStreamSerial(b *testing.B) {
+	for _, capacity := range []int{0, 64} {
+		b.Run(fmt.Sprintf("cap%d", capacity), func(b *testing.B) {
+			p := engine.NewPool(engine.PoolOptions{Serial: true})
+			defer p.Close()
+			w := p.Enter()
+			defer w.Leave()
+			s := engine.NewStream[int](capacity)
+			engine.Go(bg, p, func(ctx context.Context, w *engine.Worker) (int, error) {
+				for i := range b.N {
+					_ = s.Send(ctx, w, i)
+				}
+				s.Close(nil)
+				return 0, nil
+			})
+			for {
+				if _, ok, _ := s.Recv(bg, w); !ok {
+					break
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "items/s")
+		})
+	}
+}
+
+// BenchmarkDispatcherSerial is BenchmarkDispatcher on a serial pool, posted
+// by an entered goroutine.
+func BenchmarkDispatcherSerial(b *testing.B) {
+	p := engine.NewPool(engine.PoolOptions{Serial: true})
+	defer p.Close()
+	w := p.Enter()
+	defer w.Leave()
+	var n int
+	d := engine.NewDispatcher(func(_ context.Context, _ *engine.Worker, batch []int) int {
+		n += len(batch)
+		return len(batch)
+	})
+	for i := range b.N {
+		_ = d.Post(bg, p, i)
+	}
+	if err := d.Wait(bg, w); err != nil {
+		b.Fatal(err)
+	}
+	if n != b.N {
+		b.Fatal(fmt.Sprint("handled ", n))
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }

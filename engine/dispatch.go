@@ -9,21 +9,21 @@ import (
 // post order, on a drain task of its own. [Dispatcher.Post] never blocks:
 // the queue is unbounded. The drain task is started on the executor given
 // to Post when a value arrives and none is running, and it returns as soon
-// as the queue is empty, so an idle Dispatcher holds no goroutine (on a
-// [Pool], the worker goes back to the pool). Posting on an [Inline]
-// executor runs the drain at once on the caller's goroutine; a Post from
-// inside the handler then only queues, and the running drain delivers the
-// value after the current batch, so the order stays FIFO.
+// as the queue is empty, so an idle Dispatcher holds no goroutine (the
+// worker goes back to the [Pool]). A Post from inside the handler only
+// queues: the running drain delivers the value after the current batch,
+// so the order stays FIFO.
 //
 // The handler receives the queued values in batches of up to 256, so that
 // per-drain set-up is paid once per batch rather than per value. The queue
-// is a list of fixed-size chunks, recycled, so a backlog of any length
-// costs no copying. It returns how many values of the batch it handled: it may stop
+// is a list of fixed-size blocks, recycled, so a backlog of any length
+// costs no copying; a batch is copied once into the drain's buffer. The
+// handler returns how many values of the batch it handled: it may stop
 // early (its context is done), and the rest go back to the front of the
-// queue, in order, for the next drain. A handler must not wait for its own Dispatcher
-// ([Dispatcher.Wait] from inside it waits forever). A panic in the handler
-// is caught (the batch counts as handled) and re-raised, with the drain's
-// stack, by the next [Dispatcher.Wait].
+// queue, in order, for the next drain. A handler must not wait for its own
+// Dispatcher ([Dispatcher.Wait] from inside it waits forever). A panic in
+// the handler is caught (the batch counts as handled) and re-raised, with
+// the drain's stack, by the next [Dispatcher.Wait].
 //
 // All methods are safe for concurrent use. The zero Dispatcher is not
 // usable; call [NewDispatcher].
@@ -31,7 +31,9 @@ type Dispatcher[T any] struct {
 	handle func(ctx context.Context, w *Worker, batch []T) (handled int)
 
 	mu       sync.Mutex
-	q        chunkQueue[T]
+	q        fifo[T]
+	front    []T // values a drain handed back, delivered before q
+	buf      []T // the batch buffer, reused by each drain in turn
 	running  bool
 	lastCtx  context.Context // of the latest Post or Resume, and its executor:
 	lastEx   Executor        // a drain whose context ends hands over to them
@@ -86,7 +88,7 @@ func (d *Dispatcher[T]) Post(ctx context.Context, ex Executor, v T) error {
 func (d *Dispatcher[T]) Resume(ctx context.Context, ex Executor) error {
 	d.mu.Lock()
 	d.lastCtx, d.lastEx = ctx, ex
-	if d.running || d.q.empty() {
+	if d.running || d.emptyLocked() {
 		d.mu.Unlock()
 		return nil
 	}
@@ -101,6 +103,7 @@ func (d *Dispatcher[T]) start(ctx context.Context, ex Executor) error {
 		d.mu.Lock()
 		d.running = false
 		d.q.reset()
+		d.front = nil
 		d.handled = d.posted
 		d.notifyLocked()
 		d.mu.Unlock()
@@ -112,12 +115,12 @@ func (d *Dispatcher[T]) start(ctx context.Context, ex Executor) error {
 func (d *Dispatcher[T]) drain(ctx context.Context, w *Worker) {
 	for {
 		d.mu.Lock()
-		if d.q.empty() || ctx.Err() != nil {
+		if d.emptyLocked() || ctx.Err() != nil {
 			// Stopping with values left because ctx ended: if a later Post
 			// or Resume brought a live context, a drain goes on under it
 			// (they saw this one running and started none).
 			next, ex := d.lastCtx, d.lastEx
-			if d.q.empty() || next == nil || next == ctx || next.Err() != nil {
+			if d.emptyLocked() || next == nil || next == ctx || next.Err() != nil {
 				next = nil
 				d.running = false
 			}
@@ -127,7 +130,7 @@ func (d *Dispatcher[T]) drain(ctx context.Context, w *Worker) {
 			}
 			return
 		}
-		batch := d.q.pop()
+		batch := d.popBatchLocked()
 		d.mu.Unlock()
 
 		n, err := catch(func() (int, error) { return d.handle(ctx, w, batch), nil })
@@ -144,13 +147,35 @@ func (d *Dispatcher[T]) drain(ctx context.Context, w *Worker) {
 		d.mu.Lock()
 		if n < len(batch) {
 			// Put back what was not handled, ahead of what came since.
-			d.q.unpop(append(make([]T, 0, chunkSize), batch[n:]...))
+			d.front = append(d.front, batch[n:]...)
 		}
-		d.q.recycle(batch)
+		clear(batch)
+		d.buf = batch[:0]
 		d.handled += uint64(n)
 		d.notifyLocked()
 		d.mu.Unlock()
 	}
+}
+
+// batchSize is the largest batch handed to a handler.
+const batchSize = 256
+
+func (d *Dispatcher[T]) emptyLocked() bool { return len(d.front) == 0 && d.q.len() == 0 }
+
+// popBatchLocked takes the next batch: the values handed back first, else
+// up to batchSize of the queue, into the drain's buffer.
+func (d *Dispatcher[T]) popBatchLocked() []T {
+	if len(d.front) > 0 {
+		b := d.front
+		d.front = nil
+		return b
+	}
+	b := d.buf
+	d.buf = nil
+	if b == nil {
+		b = make([]T, 0, batchSize)
+	}
+	return d.q.popBatch(b, batchSize)
 }
 
 // notifyLocked wakes the waiters whose values are all handled. Called with
@@ -176,9 +201,10 @@ func (d *Dispatcher[T]) Pending() int {
 }
 
 // Wait waits until every value posted before the call has been handled, or
-// until ctx is done (it then returns ctx's cause). If the handler panicked,
-// Wait panics with the [*PanicError].
-func (d *Dispatcher[T]) Wait(ctx context.Context) error {
+// until ctx is done (it then returns ctx's cause). w is the calling
+// goroutine's [Worker] (nil if it has none); Wait waits through [Recv]. If
+// the handler panicked, Wait panics with the [*PanicError].
+func (d *Dispatcher[T]) Wait(ctx context.Context, w *Worker) error {
 	d.mu.Lock()
 	if d.handled >= d.posted {
 		p := d.panicked
@@ -190,15 +216,7 @@ func (d *Dispatcher[T]) Wait(ctx context.Context) error {
 	wt := dispatchWaiter{n: d.posted, ch: make(chan struct{})}
 	d.waiters = append(d.waiters, wt)
 	d.mu.Unlock()
-	select {
-	case <-wt.ch:
-		d.mu.Lock()
-		p := d.panicked
-		d.panicked = nil
-		d.mu.Unlock()
-		repanic(errOf(p))
-		return nil
-	case <-ctx.Done():
+	if _, _, err := Recv(ctx, w, wt.ch, 0); err != nil {
 		d.mu.Lock()
 		for i, x := range d.waiters {
 			if x.ch == wt.ch {
@@ -207,17 +225,23 @@ func (d *Dispatcher[T]) Wait(ctx context.Context) error {
 			}
 		}
 		d.mu.Unlock()
-		return context.Cause(ctx)
+		return err
 	}
+	d.mu.Lock()
+	p := d.panicked
+	d.panicked = nil
+	d.mu.Unlock()
+	repanic(errOf(p))
+	return nil
 }
 
 // Close makes later Posts fail with [ErrClosed], then waits like
 // [Dispatcher.Wait] for the values already posted.
-func (d *Dispatcher[T]) Close(ctx context.Context) error {
+func (d *Dispatcher[T]) Close(ctx context.Context, w *Worker) error {
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()
-	return d.Wait(ctx)
+	return d.Wait(ctx, w)
 }
 
 // errOf returns p as an error, or nil (not a nil *PanicError in an error).
@@ -226,69 +250,4 @@ func errOf(p *PanicError) error {
 		return nil
 	}
 	return p
-}
-
-// chunkSize is the capacity of a queue chunk, and the largest batch.
-const chunkSize = 256
-
-// chunkQueue is a FIFO of values in fixed-size chunks: pushing never
-// copies what is queued, and emptied chunks are reused.
-type chunkQueue[T any] struct {
-	chunks [][]T // oldest first; all full but the last
-	head   int   // chunks[:head] are gone
-	free   [][]T // emptied chunks, for reuse
-}
-
-func (q *chunkQueue[T]) empty() bool { return q.head == len(q.chunks) }
-
-func (q *chunkQueue[T]) push(v T) {
-	if n := len(q.chunks); n == q.head || len(q.chunks[n-1]) == chunkSize {
-		var c []T
-		if k := len(q.free); k > 0 {
-			c, q.free = q.free[k-1], q.free[:k-1]
-		} else {
-			c = make([]T, 0, chunkSize)
-		}
-		q.chunks = append(q.chunks, c)
-	}
-	last := &q.chunks[len(q.chunks)-1]
-	*last = append(*last, v)
-}
-
-// pop removes and returns the oldest chunk; the queue must not be empty.
-func (q *chunkQueue[T]) pop() []T {
-	c := q.chunks[q.head]
-	q.chunks[q.head] = nil
-	q.head++
-	if q.head == len(q.chunks) {
-		q.chunks, q.head = q.chunks[:0], 0
-	}
-	return c
-}
-
-// unpop puts c back at the front.
-func (q *chunkQueue[T]) unpop(c []T) {
-	if q.head > 0 {
-		q.head--
-		q.chunks[q.head] = c
-		return
-	}
-	q.chunks = append(q.chunks, nil)
-	copy(q.chunks[1:], q.chunks)
-	q.chunks[0] = c
-}
-
-// recycle keeps an emptied chunk for reuse (a few at most).
-func (q *chunkQueue[T]) recycle(c []T) {
-	clear(c)
-	if cap(c) == chunkSize && len(q.free) < 4 {
-		q.free = append(q.free, c[:0])
-	}
-}
-
-// reset drops everything queued.
-func (q *chunkQueue[T]) reset() {
-	for !q.empty() {
-		q.recycle(q.pop())
-	}
 }

@@ -23,31 +23,38 @@ func ExampleDispatcher() {
 			panic(err)
 		}
 	}
-	if err := d.Wait(ctx); err != nil { // everything posted so far is handled
+	if err := d.Wait(ctx, nil); err != nil { // everything posted so far is handled
 		panic(err)
 	}
 	fmt.Println(strings.Join(log, " "), d.Pending())
 	// Output: open move close 0
 }
 
-func ExampleDispatcher_inline() {
-	// On an Inline executor the drain runs in Post itself; a value posted by
-	// the handler is delivered after the current batch, keeping FIFO order.
+func ExampleDispatcher_serial() {
+	// In a serial pool the drain runs once the poster waits; a value posted
+	// by the handler is delivered after the current batch, keeping FIFO
+	// order.
 	ctx := context.Background()
+	p := engine.NewPool(engine.PoolOptions{Serial: true})
+	defer p.Close()
+	w := p.Enter() // this goroutine takes part: it holds the baton
+	defer w.Leave()
+
 	var d *engine.Dispatcher[string]
 	d = engine.NewDispatcher(func(ctx context.Context, w *engine.Worker, batch []string) int {
 		for _, m := range batch {
 			fmt.Println("handle", m)
 			if m == "ping" {
-				d.Post(ctx, engine.Inline{}, "pong") //nolint:errcheck // Inline never refuses
+				d.Post(ctx, p, "pong") //nolint:errcheck // the pool is open
 			}
 		}
 		return len(batch)
 	})
-	d.Post(ctx, engine.Inline{}, "ping") //nolint:errcheck
+	d.Post(ctx, p, "ping") //nolint:errcheck
 	fmt.Println("posted")
+	d.Wait(ctx, w) //nolint:errcheck // hands the baton to the drain
 	// Output:
+	// posted
 	// handle ping
 	// handle pong
-	// posted
 }

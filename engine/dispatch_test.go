@@ -61,7 +61,7 @@ func TestDispatcherDeliversInPostOrder(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			require.NoError(t, d.Wait(bg))
+			require.NoError(t, d.Wait(bg, nil))
 			assert.Equal(t, 0, d.Pending())
 			r.mu.Lock()
 			defer r.mu.Unlock()
@@ -82,7 +82,7 @@ func TestDispatcherRunsOffThePostersGoroutine(t *testing.T) {
 	var r recorder
 	d := engine.NewDispatcher(r.handle)
 	require.NoError(t, d.Post(bg, p, 1))
-	require.NoError(t, d.Wait(bg))
+	require.NoError(t, d.Wait(bg, nil))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	assert.False(t, r.gids[goid()])
@@ -98,12 +98,12 @@ func TestDispatcherDrainIsLazyAndExits(t *testing.T) {
 		var r recorder
 		d := engine.NewDispatcher(r.handle)
 		assert.Equal(t, 0, started)
-		require.NoError(t, d.Wait(bg), "nothing posted: returns at once")
+		require.NoError(t, d.Wait(bg, nil), "nothing posted: returns at once")
 		require.NoError(t, d.Post(bg, ex, 1))
-		require.NoError(t, d.Wait(bg))
+		require.NoError(t, d.Wait(bg, nil))
 		synctest.Wait() // the drain finds the queue empty and returns
 		require.NoError(t, d.Post(bg, ex, 2))
-		require.NoError(t, d.Wait(bg))
+		require.NoError(t, d.Wait(bg, nil))
 		assert.Equal(t, 2, started)
 		assert.Equal(t, []int{1, 2}, r.got)
 	})
@@ -139,7 +139,7 @@ func TestDispatcherBatches(t *testing.T) {
 		}
 		assert.Equal(t, 4, d.Pending())
 		close(gate)
-		require.NoError(t, d.Wait(bg))
+		require.NoError(t, d.Wait(bg, nil))
 		assert.Equal(t, [][]int{{0}, {1, 2, 3}}, batches)
 	})
 }
@@ -157,14 +157,14 @@ func TestDispatcherWaitCoversOnlyEarlierPosts(t *testing.T) {
 		})
 		require.NoError(t, d.Post(bg, p, 1))
 		waited := make(chan error)
-		go func() { waited <- d.Wait(bg) }()
+		go func() { waited <- d.Wait(bg, nil) }()
 		synctest.Wait()
 		require.NoError(t, d.Post(bg, p, 2)) // after Wait began: not waited for
 		close(release[1])
 		require.NoError(t, <-waited)
 		assert.Equal(t, 1, d.Pending())
 		close(release[2])
-		require.NoError(t, d.Wait(bg))
+		require.NoError(t, d.Wait(bg, nil))
 	})
 }
 
@@ -178,12 +178,12 @@ func TestDispatcherWaitContext(t *testing.T) {
 		cause := errors.New("gave up")
 		ctx, cancel := context.WithCancelCause(bg)
 		waited := make(chan error)
-		go func() { waited <- d.Wait(ctx) }()
+		go func() { waited <- d.Wait(ctx, nil) }()
 		synctest.Wait()
 		cancel(cause)
 		assert.ErrorIs(t, <-waited, cause)
 		close(gate)
-		require.NoError(t, d.Wait(bg))
+		require.NoError(t, d.Wait(bg, nil))
 	})
 }
 
@@ -213,11 +213,11 @@ func TestDispatcherStopsWhenDrainContextEnds(t *testing.T) {
 		assert.Equal(t, []int{1}, got)
 		assert.Equal(t, 1, d.Pending())
 		require.NoError(t, d.Resume(bg, p))
-		require.NoError(t, d.Wait(bg))
+		require.NoError(t, d.Wait(bg, nil))
 		assert.Equal(t, []int{1, 2}, got)
 		require.NoError(t, d.Resume(bg, p), "nothing queued: nothing to do")
 		require.NoError(t, d.Post(bg, p, 3))
-		require.NoError(t, d.Wait(bg))
+		require.NoError(t, d.Wait(bg, nil))
 		assert.Equal(t, []int{1, 2, 3}, got)
 	})
 }
@@ -255,7 +255,7 @@ func TestDispatcherPartialBatch(t *testing.T) {
 		synctest.Wait()
 		assert.Equal(t, 2, d.Pending())
 		require.NoError(t, d.Post(bg, p, 4))
-		require.NoError(t, d.Wait(bg))
+		require.NoError(t, d.Wait(bg, nil))
 		assert.Equal(t, []int{0, 1, 2, 3, 4}, got)
 	})
 }
@@ -294,7 +294,7 @@ func TestDispatcherHandsOverToLiveContext(t *testing.T) {
 				}
 				cancel() // the running drain's context ends...
 				close(gate)
-				require.NoError(t, d.Wait(bg)) // ...and 2 is still delivered
+				require.NoError(t, d.Wait(bg, nil)) // ...and 2 is still delivered
 				assert.Equal(t, []int{1, 2}, got)
 			})
 		})
@@ -312,14 +312,14 @@ func TestDispatcherPanicIsReraisedInWait(t *testing.T) {
 		return len(batch)
 	})
 	require.NoError(t, d.Post(bg, p, 1))
-	r := recoverPanic(func() { d.Wait(bg) }) //nolint:errcheck // panics
+	r := recoverPanic(func() { d.Wait(bg, nil) }) //nolint:errcheck // panics
 	pe, ok := r.(*engine.PanicError)
 	require.True(t, ok, "want *PanicError, got %T %v", r, r)
 	assert.Equal(t, "handler bug", pe.Value)
 	assert.Contains(t, string(pe.Stack), "dispatch_test.go")
 	// The dispatcher goes on.
 	require.NoError(t, d.Post(bg, p, 2))
-	require.NoError(t, d.Wait(bg))
+	require.NoError(t, d.Wait(bg, nil))
 	assert.Equal(t, []int{2}, got)
 }
 
@@ -330,7 +330,7 @@ func TestDispatcherClose(t *testing.T) {
 	for i := range 100 {
 		require.NoError(t, d.Post(bg, p, i))
 	}
-	require.NoError(t, d.Close(bg), "Close waits for posted values")
+	require.NoError(t, d.Close(bg, nil), "Close waits for posted values")
 	assert.Len(t, r.got, 100)
 	assert.ErrorIs(t, d.Post(bg, p, 1), engine.ErrClosed)
 }
@@ -342,9 +342,11 @@ func TestDispatcherExecutorRefuses(t *testing.T) {
 	d := engine.NewDispatcher(r.handle)
 	assert.ErrorIs(t, d.Post(bg, p, 1), engine.ErrClosed)
 	assert.Equal(t, 0, d.Pending(), "refused values are dropped")
-	require.NoError(t, d.Wait(bg))
+	require.NoError(t, d.Wait(bg, nil))
 	// A working executor later delivers new values.
-	assert.NoError(t, d.Post(bg, engine.Inline{}, 2))
+	p2 := newPool(t, engine.PoolOptions{})
+	assert.NoError(t, d.Post(bg, p2, 2))
+	require.NoError(t, d.Wait(bg, nil))
 	assert.Equal(t, []int{2}, r.got)
 }
 
@@ -359,7 +361,7 @@ func BenchmarkDispatcher(b *testing.B) {
 	for i := range b.N {
 		_ = d.Post(bg, p, i)
 	}
-	if err := d.Wait(bg); err != nil {
+	if err := d.Wait(bg, nil); err != nil {
 		b.Fatal(err)
 	}
 	if n != b.N {

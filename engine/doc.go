@@ -2,9 +2,11 @@
 //
 // It knows nothing of Starlark and imports only the standard library.
 //
-//   - A [Pool] keeps long-lived worker goroutines, each carrying a per-worker
-//     value (semisync stores a *starlark.Thread there), and hands tasks to
-//     them. [Inline] runs the same tasks on the caller's goroutine.
+//   - A [Pool] keeps long-lived worker goroutines, each carrying worker-local
+//     values ([Local]; semisync stores a *starlark.Thread there), and hands
+//     tasks to them, in parallel or, with [PoolOptions.Serial], one at a
+//     time in a deterministic order (sequential mode: the same tasks on the
+//     same goroutines).
 //   - A [Future] is the result of one task; a [Promise] is a future its
 //     owner resolves.
 //   - A [Graph] runs functions whose dependencies are other functions in
@@ -21,9 +23,11 @@
 // Mapper for a parallel map; a Stream or Dispatcher to connect producers and
 // consumers.
 //
-// Every blocking call takes a [context.Context] and returns when it is done.
-// Waiting (not computing) is not bounded by the pool's limit: a task marks
-// its worker blocked with [Worker.Block] while it waits. A panic in a task is
-// caught and re-raised, with the task's stack, in the goroutine that waits
-// for it ([Future.Result], [Graph.Run]).
+// Every blocking call takes a [context.Context] and returns when it is done,
+// and the calling goroutine's [*Worker] (nil if it has none): it waits
+// through [Recv] (or [Worker.Sleep]), the one wait of the package. That is
+// where a parallel pool stops counting a worker as runnable (waiting is not
+// bounded by the pool's limit) and where a serial pool hands on its baton.
+// A panic in a task is caught and re-raised, with the task's stack, in the
+// goroutine that waits for it ([Future.Result], [Graph.Run]).
 package engine

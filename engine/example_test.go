@@ -3,9 +3,8 @@ package engine_test
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
+	"time"
 
 	"github.com/semisync/semisync/engine"
 )
@@ -13,7 +12,6 @@ import (
 func ExamplePool() {
 	p := engine.NewPool(engine.PoolOptions{
 		Limit: 2, // at most two tasks compute at once; the rest queue
-		Init:  func(w *engine.Worker) { w.Local = new(strings.Builder) },
 	})
 
 	squares := make([]int, 5)
@@ -34,24 +32,54 @@ func ExamplePool() {
 	// engine: pool is closed
 }
 
-func ExampleWorker_Block() {
+func ExampleRecv() {
 	p := engine.NewPool(engine.PoolOptions{Limit: 1})
 	defer p.Close()
+	ctx := context.Background()
 
 	// The first task waits for the second. With Limit 1 the second could
-	// never start, but a blocked worker does not count against the limit.
+	// never start, but a worker waiting in Recv does not count against the
+	// limit.
 	ready := make(chan string)
-	first := engine.Go(context.Background(), p, func(ctx context.Context, w *engine.Worker) (string, error) {
-		unblock := w.Block()
-		defer unblock()
-		return "got " + <-ready, nil
+	first := engine.Go(ctx, p, func(ctx context.Context, w *engine.Worker) (string, error) {
+		msg, _, err := engine.Recv(ctx, w, ready, 0)
+		return "got " + msg, err
 	})
-	engine.Go(context.Background(), p, func(context.Context, *engine.Worker) (struct{}, error) {
+	engine.Go(ctx, p, func(context.Context, *engine.Worker) (struct{}, error) {
 		ready <- "message"
 		return struct{}{}, nil
 	})
-	fmt.Println(first.Result(context.Background()))
-	// Output: got message <nil>
+	fmt.Println(first.Result(ctx, nil))
+
+	// A timeout ends the wait with ErrTimeout.
+	_, _, err := engine.Recv(ctx, nil, make(chan int), time.Millisecond)
+	fmt.Println(err)
+	// Output:
+	// got message <nil>
+	// engine: timed out
+}
+
+func ExampleLocal() {
+	// Each worker keeps its own builder, set up once by Init.
+	var buf engine.Local[*strings.Builder]
+	p := engine.NewPool(engine.PoolOptions{
+		Limit: 1,
+		Init:  func(w *engine.Worker) { buf.Set(w, new(strings.Builder)) },
+	})
+	defer p.Close()
+	ctx := context.Background()
+	f := engine.Go(ctx, p, func(_ context.Context, w *engine.Worker) (string, error) {
+		b := buf.Get(w)
+		b.WriteString("hello")
+		return b.String(), nil
+	})
+	fmt.Println(f.Result(ctx, nil))
+
+	var unset engine.Local[int]
+	fmt.Println(unset.Get(nil))
+	// Output:
+	// hello <nil>
+	// 0
 }
 
 func ExampleGo() {
@@ -63,7 +91,7 @@ func ExampleGo() {
 		return strings.ToUpper("hello"), nil
 	})
 	// ... the caller goes on, then collects the result.
-	v, err := f.Result(ctx)
+	v, err := f.Result(ctx, nil)
 	fmt.Println(v, err)
 
 	// A task that panics re-raises its panic in Result.
@@ -75,7 +103,7 @@ func ExampleGo() {
 			pe := recover().(*engine.PanicError)
 			fmt.Println("recovered:", pe.Value)
 		}()
-		bad.Result(ctx)
+		bad.Result(ctx, nil)
 	}()
 	// Output:
 	// HELLO <nil>
@@ -91,7 +119,7 @@ func ExampleNewPromise() {
 
 	fmt.Println(resolve(42, nil)) // runs the callback, then reports success
 	fmt.Println(resolve(7, nil))  // a future is resolved only once
-	fmt.Println(f.Result(context.Background()))
+	fmt.Println(f.Result(context.Background(), nil))
 	// Output:
 	// resolved with 42
 	// true
@@ -103,12 +131,12 @@ func ExampleFuture_Cancel() {
 	f, resolve := engine.NewPromise[string]()
 	fmt.Println(f.Cancel(), f.Cancelled())
 	fmt.Println(resolve("too late", nil))
-	v, err := f.Result(context.Background())
+	v, err := f.Result(context.Background(), nil)
 	fmt.Printf("%q %v\n", v, err)
 	// Output:
 	// true true
 	// false
-	// "" cancelled
+	// "" engine: cancelled
 }
 
 func ExampleGraph() {
@@ -120,72 +148,102 @@ func ExampleGraph() {
 	// onDone runs on this goroutine, and a node starts only after onDone
 	// has seen all its dependencies, so nodes may read results without a
 	// lock.
-	results := map[string]int{}
+	results := map[engine.NodeID]int{}
 	var g engine.Graph
-	g.Add("revenue", func(context.Context, *engine.Worker) (any, error) { return 100, nil })
-	g.Add("expenses", func(context.Context, *engine.Worker) (any, error) { return 60, nil })
-	g.Add("profit", func(context.Context, *engine.Worker) (any, error) {
-		return results["revenue"] - results["expenses"], nil
-	}, "revenue", "expenses")
+	revenue := g.Add(func(context.Context, *engine.Worker) (any, error) { return 100, nil })
+	expenses := g.Add(func(context.Context, *engine.Worker) (any, error) { return 60, nil })
+	profit := g.Add(func(context.Context, *engine.Worker) (any, error) {
+		return results[revenue] - results[expenses], nil
+	}, revenue, expenses)
 
-	err := g.Run(context.Background(), p, func(name string, v any) error {
-		results[name] = v.(int)
-		if name == "profit" { // always last: it depends on the others
+	err := g.Run(context.Background(), p, nil, func(id engine.NodeID, v any) error {
+		results[id] = v.(int)
+		if id == profit { // always last: it depends on the others
 			fmt.Println("profit is ready")
 		}
 		return nil
 	})
 	fmt.Println("error:", err)
-	for _, name := range slices.Sorted(maps.Keys(results)) {
-		fmt.Println(name, results[name])
-	}
+	fmt.Println(results[revenue], results[expenses], results[profit])
 	// Output:
 	// profit is ready
 	// error: <nil>
-	// expenses 60
-	// profit 40
-	// revenue 100
+	// 100 60 40
 }
 
 func ExampleGraph_failure() {
+	p := engine.NewPool(engine.PoolOptions{})
+	defer p.Close()
 	var g engine.Graph
-	g.Add("fetch", func(context.Context, *engine.Worker) (any, error) { return nil, fmt.Errorf("connection refused") })
-	g.Add("parse", func(context.Context, *engine.Worker) (any, error) { return "parsed", nil }, "fetch")
-	g.Add("log", func(context.Context, *engine.Worker) (any, error) { return "logged", nil })
+	fetch := g.Add(func(context.Context, *engine.Worker) (any, error) { return nil, fmt.Errorf("connection refused") })
+	g.Add(func(context.Context, *engine.Worker) (any, error) { return "parsed", nil }, fetch)
+	g.Add(func(context.Context, *engine.Worker) (any, error) { return "logged", nil })
 
-	err := g.Run(context.Background(), engine.Inline{}, nil)
+	err := g.Run(context.Background(), p, nil, nil)
 	fmt.Println(err)
 	// Output:
-	// 1 of 3 failed, 1 skipped
-	// fetch: connection refused
-	// parse: skipped: fetch failed
+	// engine: 1 of 3 nodes failed, 1 skipped
+	// node 0: connection refused
+	// node 1: skipped: node 0 failed
 }
 
-func ExampleInline() {
-	// Inline runs every task at once on the calling goroutine: the same
-	// code as with a Pool, but sequential and deterministic.
-	var in engine.Inline
-	for i := range 3 {
-		in.Go(context.Background(), func(context.Context, *engine.Worker) { fmt.Println("task", i) })
+func ExampleGraph_Join() {
+	// A join stands for several nodes: "after both downloads".
+	p := engine.NewPool(engine.PoolOptions{Serial: true})
+	defer p.Close()
+	node := func(name string) engine.Func {
+		return func(context.Context, *engine.Worker) (any, error) { return name, nil }
 	}
-
-	f := engine.Go(context.Background(), in, func(context.Context, *engine.Worker) (int, error) { return 6 * 7, nil })
-	fmt.Println("done before Go returned:", f.IsDone())
-
 	var g engine.Graph
-	g.Add("load", func(context.Context, *engine.Worker) (any, error) { return "rows", nil })
-	g.Add("clean", func(context.Context, *engine.Worker) (any, error) { return "clean rows", nil }, "load")
-	g.Add("report", func(context.Context, *engine.Worker) (any, error) { return "report", nil }, "clean")
-	g.Run(context.Background(), in, func(name string, v any) error {
-		fmt.Printf("%s: %v\n", name, v)
+	a := g.Add(node("download a"))
+	b := g.Add(node("download b"))
+	both := g.Join(a, b)
+	g.Add(node("unpack"), both)
+	g.Add(node("verify"), both)
+	g.Run(context.Background(), p, nil, func(id engine.NodeID, v any) error { //nolint:errcheck
+		fmt.Println(id, v)
 		return nil
 	})
 	// Output:
-	// task 0
-	// task 1
-	// task 2
-	// done before Go returned: true
-	// load: rows
-	// clean: clean rows
-	// report: report
+	// 0 download a
+	// 1 download b
+	// 3 unpack
+	// 4 verify
+}
+
+func ExamplePool_serial() {
+	// A serial pool runs the same tasks on the same workers, one at a time,
+	// in a deterministic order: a task runs when the baton holder waits.
+	p := engine.NewPool(engine.PoolOptions{Serial: true})
+	defer p.Close()
+	ctx := context.Background()
+	w := p.Enter() // this goroutine holds the baton
+	defer w.Leave()
+
+	var futures []*engine.Future[int]
+	for i := range 3 {
+		futures = append(futures, engine.Go(ctx, p, func(ctx context.Context, w *engine.Worker) (int, error) {
+			fmt.Println("task", i, "starts")
+			if err := w.Sleep(ctx, time.Duration(3-i)*time.Millisecond); err != nil {
+				return 0, err
+			}
+			fmt.Println("task", i, "wakes")
+			return i * i, nil
+		}))
+	}
+	fmt.Println("submitted")
+	for _, f := range futures {
+		fmt.Println(f.Result(ctx, w))
+	}
+	// Output:
+	// submitted
+	// task 0 starts
+	// task 1 starts
+	// task 2 starts
+	// task 2 wakes
+	// task 1 wakes
+	// task 0 wakes
+	// 0 <nil>
+	// 1 <nil>
+	// 4 <nil>
 }

@@ -71,3 +71,30 @@ func (q *fifo[T]) takeAll() fifo[T] {
 	q.head, q.tail, q.n = nil, nil, 0
 	return all
 }
+
+// popBatch moves up to max of the oldest values to the end of dst and
+// returns it.
+func (q *fifo[T]) popBatch(dst []T, max int) []T {
+	for q.n > 0 && max > 0 {
+		b := q.head
+		k := min(b.end-b.start, max)
+		dst = append(dst, b.items[b.start:b.start+k]...)
+		clear(b.items[b.start : b.start+k])
+		b.start += k
+		q.n -= k
+		max -= k
+		if b.start == b.end {
+			if b.next == nil {
+				b.start, b.end = 0, 0
+			} else {
+				q.head = b.next
+				b.next, b.start, b.end = nil, 0, 0
+				q.spare = b
+			}
+		}
+	}
+	return dst
+}
+
+// reset drops everything queued.
+func (q *fifo[T]) reset() { *q = fifo[T]{} }

@@ -10,10 +10,10 @@ import (
 
 // ErrCancelled is the error of a future cancelled with [Future.Cancel]
 // before it produced a result.
-var ErrCancelled = errors.New("cancelled")
+var ErrCancelled = errors.New("engine: cancelled")
 
 // ErrTimeout is returned by waits that gave up after their timeout.
-var ErrTimeout = errors.New("timed out")
+var ErrTimeout = errors.New("engine: timed out")
 
 // A Future is the eventual result of a task: a value of type T or an error.
 // It is resolved exactly once. All methods are safe for concurrent use.
@@ -136,40 +136,33 @@ func (f *Future[T]) Done() <-chan struct{} {
 func (f *Future[T]) IsDone() bool { return f.resolved.Load() }
 
 // Result waits until the future is resolved or ctx is done, and returns the
-// value and error. If the task panicked, Result panics with its
-// [*PanicError]. If ctx ends first, Result returns ctx's cause.
-func (f *Future[T]) Result(ctx context.Context) (T, error) {
+// value and error. w is the calling goroutine's [Worker] (nil if it has
+// none); Result waits through [Recv]. If the task panicked, Result panics
+// with its [*PanicError]. If ctx ends first, Result returns ctx's cause.
+func (f *Future[T]) Result(ctx context.Context, w *Worker) (T, error) {
+	return f.Wait(ctx, w, 0)
+}
+
+// Wait is like [Future.Result] but gives up after timeout (if positive) with
+// [ErrTimeout] (in a serial pool, a timer of its virtual clock).
+func (f *Future[T]) Wait(ctx context.Context, w *Worker, timeout time.Duration) (T, error) {
 	if !f.resolved.Load() {
-		select {
-		case <-f.Done():
-		case <-ctx.Done():
+		if _, _, err := Recv(ctx, w, f.Done(), timeout); err != nil {
 			var zero T
-			return zero, context.Cause(ctx)
+			return zero, err
 		}
 	}
 	repanic(f.err)
 	return f.val, f.err
 }
 
-// Wait is like [Future.Result] but gives up after timeout (if positive) with
-// [ErrTimeout].
-func (f *Future[T]) Wait(ctx context.Context, timeout time.Duration) (T, error) {
-	if timeout > 0 && !f.IsDone() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, timeout, ErrTimeout)
-		defer cancel()
-	}
-	return f.Result(ctx)
-}
-
 // Peek returns the value and error of a resolved future and true, or false
 // if it is not resolved yet. It never blocks or panics.
-func (f *Future[T]) Peek() (T, error, bool) {
+func (f *Future[T]) Peek() (v T, ok bool, err error) {
 	if !f.resolved.Load() {
-		var zero T
-		return zero, nil, false
+		return v, false, nil
 	}
-	return f.val, f.err, true
+	return f.val, true, f.err
 }
 
 // OnDone arranges for cb to be called once the future is resolved: at once,

@@ -34,7 +34,7 @@ func TestPromiseResolvesOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f, resolve := engine.NewPromise[int]()
 			assert.False(t, f.IsDone())
-			_, _, ok := f.Peek()
+			_, ok, _ := f.Peek()
 			assert.False(t, ok)
 			select {
 			case <-f.Done():
@@ -51,11 +51,11 @@ func TestPromiseResolvesOnce(t *testing.T) {
 
 			<-f.Done()
 			assert.True(t, f.IsDone())
-			v, err, ok := f.Peek()
+			v, ok, err := f.Peek()
 			assert.True(t, ok)
 			assert.Equal(t, tt.v, v)
 			assert.Equal(t, tt.err, err)
-			v, err = f.Result(bg)
+			v, err = f.Result(bg, nil)
 			assert.Equal(t, tt.v, v)
 			assert.Equal(t, tt.err, err)
 		})
@@ -75,7 +75,7 @@ func TestPromiseConcurrentResolve(t *testing.T) {
 	results := make([]int, n)
 	for i := range n {
 		waiters.Go(func() {
-			v, err := f.Result(bg)
+			v, err := f.Result(bg, nil)
 			assert.NoError(t, err)
 			results[i] = v
 		})
@@ -112,7 +112,7 @@ func TestResolved(t *testing.T) {
 			f := engine.Resolved(tt.v, tt.err)
 			assert.True(t, f.IsDone())
 			<-f.Done()
-			v, err, ok := f.Peek()
+			v, ok, err := f.Peek()
 			assert.True(t, ok)
 			assert.Equal(t, tt.v, v)
 			assert.Equal(t, tt.err, err)
@@ -141,7 +141,7 @@ func TestOnDone(t *testing.T) {
 					calls[i]++
 					goroutines[i] = goid()
 					// The future is resolved by the time callbacks run.
-					v, _, ok := f.Peek()
+					v, ok, _ := f.Peek()
 					assert.True(t, ok)
 					assert.Equal(t, "v", v)
 				})
@@ -191,7 +191,7 @@ func TestCancelledVisibleToCallbacks(t *testing.T) {
 
 	waiter := make(chan bool)
 	go func() {
-		_, err := f.Result(bg)
+		_, err := f.Result(bg, nil)
 		waiter <- errors.Is(err, engine.ErrCancelled) && f.Cancelled()
 	}()
 
@@ -222,7 +222,7 @@ func TestGo(t *testing.T) {
 					worker = w
 					return tt.v, tt.err
 				})
-				v, err := f.Result(bg)
+				v, err := f.Result(bg, nil)
 				assert.Equal(t, tt.v, v)
 				assert.Equal(t, tt.err, err)
 				assert.False(t, f.Cancelled())
@@ -237,15 +237,22 @@ func TestGo(t *testing.T) {
 	}
 }
 
-func TestGoInlineIsSynchronous(t *testing.T) {
+// TestGoSerialRunsWhenCallerWaits: in a serial pool a task submitted by the
+// baton holder runs on a worker goroutine once the holder waits.
+func TestGoSerialRunsWhenCallerWaits(t *testing.T) {
+	p := newPool(t, engine.PoolOptions{Serial: true})
+	w := p.Enter()
+	defer w.Leave()
 	me := goid()
-	f := engine.Go(bg, engine.Inline{}, func(context.Context, *engine.Worker) (uint64, error) {
+	var ran atomic.Bool
+	f := engine.Go(bg, p, func(context.Context, *engine.Worker) (uint64, error) {
+		ran.Store(true)
 		return goid(), nil
 	})
-	require.True(t, f.IsDone(), "Inline runs the task before Go returns")
-	v, err, _ := f.Peek()
+	assert.False(t, ran.Load(), "the caller holds the baton until it waits")
+	v, err := f.Result(bg, w)
 	require.NoError(t, err)
-	assert.Equal(t, me, v)
+	assert.NotEqual(t, me, v, "the task runs on a worker goroutine")
 }
 
 func TestGoRefused(t *testing.T) {
@@ -257,7 +264,7 @@ func TestGoRefused(t *testing.T) {
 		return 1, nil
 	})
 	require.True(t, f.IsDone())
-	_, err := f.Result(bg)
+	_, err := f.Result(bg, nil)
 	assert.ErrorIs(t, err, engine.ErrClosed)
 	assert.False(t, ran)
 }
@@ -273,7 +280,7 @@ func TestGoContextAlreadyDone(t *testing.T) {
 				ran = true
 				return 1, nil
 			})
-			_, err := f.Result(bg)
+			_, err := f.Result(bg, nil)
 			assert.ErrorIs(t, err, cause)
 			assert.False(t, ran, "a task whose context is done does not run")
 			assert.False(t, f.Cancelled())
@@ -288,7 +295,7 @@ func TestCancel(t *testing.T) {
 		assert.True(t, f.Cancelled())
 		assert.False(t, f.Cancel(), "second Cancel does nothing")
 		assert.False(t, resolve(1, nil), "resolve after Cancel does nothing")
-		_, err := f.Result(bg)
+		_, err := f.Result(bg, nil)
 		assert.ErrorIs(t, err, engine.ErrCancelled)
 	})
 
@@ -296,7 +303,7 @@ func TestCancel(t *testing.T) {
 		f := engine.Resolved(5, nil)
 		assert.False(t, f.Cancel())
 		assert.False(t, f.Cancelled())
-		v, err := f.Result(bg)
+		v, err := f.Result(bg, nil)
 		assert.NoError(t, err)
 		assert.Equal(t, 5, v)
 	})
@@ -316,15 +323,15 @@ func TestCancel(t *testing.T) {
 		})
 		require.True(t, f.Cancel())
 		assert.True(t, f.Cancelled())
-		_, err := f.Result(bg)
+		_, err := f.Result(bg, nil)
 		assert.ErrorIs(t, err, engine.ErrCancelled)
 
 		close(gate)
-		_, err = blocker.Result(bg)
+		_, err = blocker.Result(bg, nil)
 		require.NoError(t, err)
 		p.Close() // the queued task has had its turn
 		assert.False(t, ran.Load(), "a cancelled queued task never starts")
-		_, err = f.Result(bg)
+		_, err = f.Result(bg, nil)
 		assert.ErrorIs(t, err, engine.ErrCancelled)
 	})
 
@@ -342,7 +349,7 @@ func TestCancel(t *testing.T) {
 			<-started
 			require.True(t, f.Cancel())
 			assert.ErrorIs(t, <-observed, engine.ErrCancelled, "running task sees the cancellation cause")
-			v, err := f.Result(bg)
+			v, err := f.Result(bg, nil)
 			assert.ErrorIs(t, err, engine.ErrCancelled)
 			assert.Zero(t, v, "the task's late result is dropped")
 			assert.True(t, f.Cancelled())
@@ -350,7 +357,9 @@ func TestCancel(t *testing.T) {
 	}
 
 	t.Run("AfterCompletion", func(t *testing.T) {
-		f := engine.Go(bg, engine.Inline{}, func(context.Context, *engine.Worker) (int, error) { return 2, nil })
+		f := engine.Go(bg, newPool(t, engine.PoolOptions{}), func(context.Context, *engine.Worker) (int, error) { return 2, nil })
+		_, err := f.Result(bg, nil)
+		require.NoError(t, err)
 		assert.False(t, f.Cancel())
 		assert.False(t, f.Cancelled())
 	})
@@ -395,7 +404,7 @@ func TestWait(t *testing.T) {
 				}
 
 				start := time.Now()
-				v, err := f.Wait(ctx, tt.timeout)
+				v, err := f.Wait(ctx, nil, tt.timeout)
 				assert.Equal(t, tt.wantTook, time.Since(start))
 				assert.Equal(t, tt.wantV, v)
 				if tt.wantErr == nil {
@@ -432,7 +441,7 @@ func TestResultContextDone(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancelCause(bg)
 			cancel(tt.cause)
-			v, err := f.Result(ctx)
+			v, err := f.Result(ctx, nil)
 			assert.Equal(t, tt.wantV, v)
 			if tt.wantErr == nil {
 				assert.NoError(t, err)
@@ -474,12 +483,12 @@ func TestFuturePanic(t *testing.T) {
 				<-f.Done()
 
 				// Peek never panics.
-				_, err, ok := f.Peek()
+				_, ok, err := f.Peek()
 				require.True(t, ok)
 				var pe *engine.PanicError
 				require.ErrorAs(t, err, &pe)
 
-				r := recoverPanic(func() { _, _ = f.Result(bg) })
+				r := recoverPanic(func() { _, _ = f.Result(bg, nil) })
 				require.IsType(t, (*engine.PanicError)(nil), r, "Result re-raises the panic")
 				pe = r.(*engine.PanicError)
 				assert.Equal(t, tt.value, pe.Value)
@@ -492,7 +501,7 @@ func TestFuturePanic(t *testing.T) {
 					assert.NoError(t, pe.Unwrap())
 				}
 
-				r = recoverPanic(func() { _, _ = f.Wait(bg, time.Hour) })
+				r = recoverPanic(func() { _, _ = f.Wait(bg, nil, time.Hour) })
 				assert.Same(t, pe, r, "Wait re-raises the same panic")
 			})
 		}

@@ -12,26 +12,30 @@ import (
 // handed to the graph's completion callback.
 type Func func(ctx context.Context, w *Worker) (any, error)
 
-// A Graph is a set of named nodes, each a function and the names of the nodes
-// it depends on. [Graph.Run] runs every node once, each as soon as all its
-// dependencies have completed, all ready nodes at once.
+// A NodeID names a node of a [Graph]: the value [Graph.Add] or [Graph.Join]
+// returned.
+type NodeID int
+
+// A Graph is a set of nodes, each a function and the nodes it depends on.
+// [Graph.Run] runs every node once, each as soon as all its dependencies
+// have completed, all ready nodes at once. A node may depend only on nodes
+// added before it, so a Graph has no cycle by construction.
 //
 // The zero Graph is empty and ready to use. A Graph is not safe for
-// concurrent use; Run it from one goroutine. A Graph may be run once.
+// concurrent use; build and Run it from one goroutine. A Graph may be run
+// once.
 type Graph struct {
-	nodes []*node
-	index map[string]int
+	nodes []node
+	real  int // nodes that are not joins
 }
 
 type node struct {
-	name       string
-	fn         Func
-	deps       []string
-	waiting    int   // dependencies not yet completed
-	dependents []int // indexes of nodes that depend on this one
+	fn         Func // nil for a join
+	waiting    int  // dependencies not yet completed
+	dependents []NodeID
 	state      nodeState
 	err        error  // why it failed
-	cause      string // the failed node that made it skip
+	cause      NodeID // the failed node that made it skip
 }
 
 type nodeState uint8
@@ -44,138 +48,76 @@ const (
 	skipped
 )
 
-// Add adds a node named name that runs fn after every node named in deps.
-// The dependencies need not exist yet; Run checks them. A nil fn makes a
-// join node: it completes as soon as its dependencies do, without running
-// anything, and is not reported to the completion callback. Add fails if the
-// name is already taken.
-func (g *Graph) Add(name string, fn Func, deps ...string) error {
-	if g.index == nil {
-		g.index = make(map[string]int)
+// Add adds a node that runs fn after every node in deps, and returns its
+// id. It panics if fn is nil or a dependency is not an id this graph
+// returned: both are mistakes in the calling code.
+func (g *Graph) Add(fn Func, deps ...NodeID) NodeID {
+	if fn == nil {
+		panic("engine: Graph.Add with a nil Func (use Graph.Join)")
 	}
-	if _, ok := g.index[name]; ok {
-		return fmt.Errorf("engine: duplicate node %q", name)
+	g.real++
+	return g.add(fn, deps)
+}
+
+// Join adds a join node: it completes as soon as every node in deps has,
+// runs nothing, and is never reported to Run's callback nor listed in a
+// [GraphError]. Depending on a join is depending on all its deps. It
+// panics like [Graph.Add] on a bad dependency.
+func (g *Graph) Join(deps ...NodeID) NodeID {
+	return g.add(nil, deps)
+}
+
+func (g *Graph) add(fn Func, deps []NodeID) NodeID {
+	id := NodeID(len(g.nodes))
+	for _, d := range deps {
+		if d < 0 || d >= id {
+			panic(fmt.Sprintf("engine: Graph node %d depends on %d, which is not a node added before it", id, d))
+		}
 	}
-	g.index[name] = len(g.nodes)
-	g.nodes = append(g.nodes, &node{name: name, fn: fn, deps: deps})
-	return nil
+	for _, d := range deps {
+		g.nodes[d].dependents = append(g.nodes[d].dependents, id)
+	}
+	g.nodes = append(g.nodes, node{fn: fn, waiting: len(deps)})
+	return id
 }
 
 // Grow makes room for n more nodes, so that adding many nodes does not
-// repeatedly grow the graph's tables.
-func (g *Graph) Grow(n int) {
-	if g.index == nil {
-		g.index = make(map[string]int, n)
-	}
-	g.nodes = slices.Grow(g.nodes, n)
-}
+// repeatedly grow the graph's table.
+func (g *Graph) Grow(n int) { g.nodes = slices.Grow(g.nodes, n) }
 
-// Len returns the number of nodes.
+// Len returns the number of nodes, joins included.
 func (g *Graph) Len() int { return len(g.nodes) }
-
-// Validate checks that every dependency names a node and that there is no
-// cycle. Run calls it first.
-func (g *Graph) Validate() error {
-	for _, n := range g.nodes {
-		n.dependents = n.dependents[:0]
-	}
-	for i, n := range g.nodes {
-		n.waiting = 0
-		for _, d := range n.deps {
-			j, ok := g.index[d]
-			if !ok {
-				return fmt.Errorf("engine: node %q depends on unknown node %q", n.name, d)
-			}
-			g.nodes[j].dependents = append(g.nodes[j].dependents, i)
-			n.waiting++
-		}
-	}
-	// Kahn's algorithm: whatever is never freed is on or behind a cycle.
-	waiting := make([]int, len(g.nodes))
-	var ready []int
-	for i, n := range g.nodes {
-		waiting[i] = n.waiting
-		if n.waiting == 0 {
-			ready = append(ready, i)
-		}
-	}
-	seen := 0
-	for len(ready) > 0 {
-		i := ready[len(ready)-1]
-		ready = ready[:len(ready)-1]
-		seen++
-		for _, d := range g.nodes[i].dependents {
-			if waiting[d]--; waiting[d] == 0 {
-				ready = append(ready, d)
-			}
-		}
-	}
-	if seen < len(g.nodes) {
-		return fmt.Errorf("engine: dependency cycle: %s", g.cycle(waiting))
-	}
-	return nil
-}
-
-// cycle finds one cycle among the nodes left waiting by Kahn's algorithm
-// and returns it as "a -> b -> a".
-func (g *Graph) cycle(waiting []int) string {
-	start := -1
-	for i, w := range waiting {
-		if w > 0 {
-			start = i
-			break
-		}
-	}
-	// Walk dependencies that are still waiting until a node repeats.
-	pos := map[int]int{}
-	var path []int
-	for i := start; ; {
-		if p, ok := pos[i]; ok {
-			path = append(path[p:], i)
-			break
-		}
-		pos[i] = len(path)
-		path = append(path, i)
-		for _, d := range g.nodes[i].deps {
-			if j := g.index[d]; waiting[j] > 0 {
-				i = j
-				break
-			}
-		}
-	}
-	names := make([]string, len(path))
-	for k, i := range path {
-		names[k] = g.nodes[i].name
-	}
-	return strings.Join(names, " -> ")
-}
 
 // A GraphError reports the nodes of a [Graph] that failed, were skipped
 // because a dependency failed, or never started because the run was
 // cancelled. Nodes are listed in the order they were added.
+//
+// Join nodes are never listed.
 type GraphError struct {
 	Failed    []NodeError
 	Skipped   []NodeSkip
-	Cancelled []string
-	Total     int
+	Cancelled []NodeID
+	// Total is the number of nodes in the graph, joins excepted.
+	Total int
 	// Cause is the context's cause if the run was cancelled.
 	Cause error
 }
 
 // A NodeError is the error of one failed node.
 type NodeError struct {
-	Name string
-	Err  error
+	ID  NodeID
+	Err error
 }
 
-// A NodeSkip names a node that did not run and the failed node it depended on.
+// A NodeSkip names a node that did not run and the failed node it depended
+// on, directly or through other nodes (never a join).
 type NodeSkip struct {
-	Name, Because string
+	ID, Because NodeID
 }
 
 func (e *GraphError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d of %d failed", len(e.Failed), e.Total)
+	fmt.Fprintf(&b, "engine: %d of %d nodes failed", len(e.Failed), e.Total)
 	if len(e.Skipped) > 0 {
 		fmt.Fprintf(&b, ", %d skipped", len(e.Skipped))
 	}
@@ -183,10 +125,10 @@ func (e *GraphError) Error() string {
 		fmt.Fprintf(&b, ", %d cancelled", len(e.Cancelled))
 	}
 	for _, f := range e.Failed {
-		fmt.Fprintf(&b, "\n%s: %v", f.Name, f.Err)
+		fmt.Fprintf(&b, "\nnode %d: %v", f.ID, f.Err)
 	}
 	for _, s := range e.Skipped {
-		fmt.Fprintf(&b, "\n%s: skipped: %s failed", s.Name, s.Because)
+		fmt.Fprintf(&b, "\nnode %d: skipped: node %d failed", s.ID, s.Because)
 	}
 	return b.String()
 }
@@ -204,17 +146,19 @@ func (e *GraphError) Unwrap() []error {
 }
 
 type completion struct {
-	i   int
+	i   NodeID
 	v   any
 	err error
 }
 
-// Run validates the graph and runs it on ex. Every node whose dependencies
-// have completed is submitted at once, in the order nodes were added.
+// Run runs the graph on ex. Every node whose dependencies have completed is
+// submitted at once, in the order nodes were added. w is the calling
+// goroutine's [Worker] (nil if it has none): Run waits for completions
+// through [Recv] with it.
 //
-// onDone, if not nil, is called with the value of each node that succeeded
-// (join nodes excepted), one at a time, in completion order, on the
-// goroutine that called Run. A non-nil error from onDone counts as the
+// onDone, if not nil, is called with the id and value of each node that
+// succeeded (join nodes excepted), one at a time, in completion order, on
+// the goroutine that called Run. A non-nil error from onDone counts as the
 // node's failure.
 //
 // When a node fails, every node that depends on it, directly or not, is
@@ -222,10 +166,7 @@ type completion struct {
 // running nodes see the cancelled context. Run returns after every started
 // node has finished, with a [*GraphError] if anything failed, was skipped or
 // was cancelled. A panic in a node is re-raised by Run.
-func (g *Graph) Run(ctx context.Context, ex Executor, onDone func(name string, v any) error) error {
-	if err := g.Validate(); err != nil {
-		return err
-	}
+func (g *Graph) Run(ctx context.Context, ex Executor, w *Worker, onDone func(id NodeID, v any) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -233,7 +174,7 @@ func (g *Graph) Run(ctx context.Context, ex Executor, onDone func(name string, v
 		mu      sync.Mutex
 		done    fifo[completion]
 		notify  = make(chan struct{}, 1)
-		ready   []int
+		ready   []NodeID
 		running int
 		panicV  *PanicError
 	)
@@ -246,17 +187,24 @@ func (g *Graph) Run(ctx context.Context, ex Executor, onDone func(name string, v
 		default:
 		}
 	}
-	for i, n := range g.nodes {
-		if n.waiting == 0 {
-			ready = append(ready, i)
+	for i := range g.nodes {
+		if g.nodes[i].waiting == 0 {
+			ready = append(ready, NodeID(i))
 		}
 	}
-	var skip func(i int, because string)
-	skip = func(i int, because string) {
-		for _, d := range g.nodes[i].dependents {
-			if n := g.nodes[d]; n.state == pending {
-				n.state, n.cause = skipped, because
-				skip(d, because)
+	// skip marks every pending dependent of i as skipped because of the
+	// failed node because; iterative, so a long chain needs no deep stack.
+	var stack []NodeID
+	skip := func(i, because NodeID) {
+		stack = append(stack[:0], i)
+		for len(stack) > 0 {
+			j := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, d := range g.nodes[j].dependents {
+				if n := &g.nodes[d]; n.state == pending {
+					n.state, n.cause = skipped, because
+					stack = append(stack, d)
+				}
 			}
 		}
 	}
@@ -265,7 +213,7 @@ func (g *Graph) Run(ctx context.Context, ex Executor, onDone func(name string, v
 		for len(ready) > 0 && ctx.Err() == nil {
 			i := ready[0]
 			ready = ready[1:]
-			n := g.nodes[i]
+			n := &g.nodes[i]
 			n.state = started
 			running++
 			if n.fn == nil {
@@ -284,17 +232,16 @@ func (g *Graph) Run(ctx context.Context, ex Executor, onDone func(name string, v
 		if running == 0 {
 			break
 		}
-		select {
-		case <-notify:
-		case <-ctx.Done():
-			<-notify // wait for the running nodes to report
+		if _, _, err := Recv(ctx, w, notify, 0); err != nil {
+			// Cancelled: wait for the running nodes to report.
+			Recv(context.WithoutCancel(ctx), w, notify, 0) //nolint:errcheck // cannot fail
 		}
 		mu.Lock()
 		batch := done.takeAll()
 		mu.Unlock()
 		for c, ok := batch.pop(); ok; c, ok = batch.pop() {
 			running--
-			n := g.nodes[c.i]
+			n := &g.nodes[c.i]
 			err := c.err
 			if p, ok := err.(*PanicError); ok {
 				if panicV == nil {
@@ -303,16 +250,16 @@ func (g *Graph) Run(ctx context.Context, ex Executor, onDone func(name string, v
 				cancel(p)
 			}
 			if err == nil && n.fn != nil && onDone != nil && panicV == nil {
-				err = onDone(n.name, c.v)
+				err = onDone(c.i, c.v)
 			}
 			if err != nil {
 				n.state, n.err = failed, err
-				skip(c.i, n.name)
+				skip(c.i, c.i)
 				continue
 			}
 			n.state = succeeded
 			for _, d := range n.dependents {
-				dn := g.nodes[d]
+				dn := &g.nodes[d]
 				if dn.waiting--; dn.waiting == 0 && dn.state == pending {
 					ready = append(ready, d)
 				}
@@ -327,15 +274,20 @@ func (g *Graph) Run(ctx context.Context, ex Executor, onDone func(name string, v
 
 // result summarises the finished run.
 func (g *Graph) result(ctx context.Context) error {
-	e := &GraphError{Total: len(g.nodes)}
-	for _, n := range g.nodes {
+	e := &GraphError{Total: g.real}
+	for i := range g.nodes {
+		n := &g.nodes[i]
+		if n.fn == nil {
+			continue // joins are never listed
+		}
+		id := NodeID(i)
 		switch n.state {
 		case failed:
-			e.Failed = append(e.Failed, NodeError{n.name, n.err})
+			e.Failed = append(e.Failed, NodeError{id, n.err})
 		case skipped:
-			e.Skipped = append(e.Skipped, NodeSkip{n.name, n.cause})
+			e.Skipped = append(e.Skipped, NodeSkip{id, n.cause})
 		case pending:
-			e.Cancelled = append(e.Cancelled, n.name)
+			e.Cancelled = append(e.Cancelled, id)
 		}
 	}
 	if len(e.Failed)+len(e.Skipped)+len(e.Cancelled) == 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -66,11 +67,69 @@ func (tr *tracker) ran() map[string]int {
 	return m
 }
 
-func buildGraph(t *testing.T, tr *tracker, specs []spec, bodies map[string]func(context.Context, *engine.Worker) error) *engine.Graph {
+// A namedGraph is an engine.Graph whose nodes the tests name.
+type namedGraph struct {
+	engine.Graph
+	ids   map[string]engine.NodeID
+	names map[engine.NodeID]string
+}
+
+func newNamedGraph() *namedGraph {
+	return &namedGraph{ids: map[string]engine.NodeID{}, names: map[engine.NodeID]string{}}
+}
+
+// add adds a node (a join if fn is nil) depending on the named nodes.
+func (g *namedGraph) add(name string, fn engine.Func, deps ...string) {
+	ids := make([]engine.NodeID, len(deps))
+	for k, d := range deps {
+		id, ok := g.ids[d]
+		if !ok {
+			panic("test graph: unknown dependency " + d)
+		}
+		ids[k] = id
+	}
+	var id engine.NodeID
+	if fn == nil {
+		id = g.Join(ids...)
+	} else {
+		id = g.Add(fn, ids...)
+	}
+	g.ids[name], g.names[id] = id, name
+}
+
+// run runs the graph, reporting completions by name.
+func (g *namedGraph) run(ctx context.Context, ex engine.Executor, w *engine.Worker, onDone func(name string, v any) error) error {
+	var cb func(engine.NodeID, any) error
+	if onDone != nil {
+		cb = func(id engine.NodeID, v any) error { return onDone(g.names[id], v) }
+	}
+	return g.Run(ctx, ex, w, cb)
+}
+
+type namedErr struct {
+	name string
+	err  error
+}
+
+// report returns a GraphError's lists by name.
+func (g *namedGraph) report(ge *engine.GraphError) (failed []namedErr, skipped [][2]string, cancelled []string) {
+	for _, f := range ge.Failed {
+		failed = append(failed, namedErr{g.names[f.ID], f.Err})
+	}
+	for _, s := range ge.Skipped {
+		skipped = append(skipped, [2]string{g.names[s.ID], g.names[s.Because]})
+	}
+	for _, c := range ge.Cancelled {
+		cancelled = append(cancelled, g.names[c])
+	}
+	return failed, skipped, cancelled
+}
+
+func buildGraph(t *testing.T, tr *tracker, specs []spec, bodies map[string]func(context.Context, *engine.Worker) error) *namedGraph {
 	t.Helper()
-	g := new(engine.Graph)
+	g := newNamedGraph()
 	for _, s := range specs {
-		require.NoError(t, g.Add(s.name, tr.fn(s.name, s.deps, bodies[s.name]), s.deps...))
+		g.add(s.name, tr.fn(s.name, s.deps, bodies[s.name]), s.deps...)
 	}
 	require.Equal(t, len(specs), g.Len())
 	return g
@@ -93,7 +152,6 @@ var dependencyGraphs = []struct {
 	{"Diamond", []spec{{"top", nil}, {"left", []string{"top"}}, {"right", []string{"top"}}, {"bottom", []string{"left", "right"}}}},
 	{"FanIn", []spec{{"x1", nil}, {"x2", nil}, {"x3", nil}, {"x4", nil}, {"sink", []string{"x1", "x2", "x3", "x4"}}}},
 	{"FanOut", []spec{{"root", nil}, {"c1", []string{"root"}}, {"c2", []string{"root"}}, {"c3", []string{"root"}}}},
-	{"DepsAddedLater", []spec{{"z", []string{"y"}}, {"y", []string{"x"}}, {"x", nil}}},
 	{"RepeatedDep", []spec{{"a", nil}, {"b", []string{"a", "a"}}, {"c", []string{"b", "a", "b"}}}},
 	{"README", []spec{{"revenue", nil}, {"expenses", nil}, {"profit", []string{"revenue", "expenses"}}}},
 }
@@ -104,11 +162,10 @@ func TestGraphDependenciesRespected(t *testing.T) {
 			t.Run(ec.name+"/"+gc.name, func(t *testing.T) {
 				tr := newTracker(t)
 				g := buildGraph(t, tr, gc.specs, nil)
-				require.NoError(t, g.Validate())
 
 				var reported []string
 				values := map[string]any{}
-				err := g.Run(bg, ec.newEx(t), func(name string, v any) error {
+				err := g.run(bg, ec.newEx(t), nil, func(name string, v any) error {
 					// Completion is reported after all dependencies'.
 					for _, s := range gc.specs {
 						if s.name != name {
@@ -136,45 +193,54 @@ func TestGraphDependenciesRespected(t *testing.T) {
 
 // TestGraphReadyNodesRunConcurrently: independent nodes meet at a barrier
 // that opens only when all of them have arrived, so the run deadlocks unless
-// they all run at once.
+// they all run at once (or, in a serial pool, all wait at once).
 func TestGraphReadyNodesRunConcurrently(t *testing.T) {
 	tests := []struct {
-		name  string
-		n     int
-		opts  engine.PoolOptions
-		block bool // nodes Block while at the barrier
+		name string
+		n    int
+		opts engine.PoolOptions
+		recv bool // nodes wait through engine.Recv, not a plain receive
 	}{
 		{"Three", 3, engine.PoolOptions{}, false},
 		{"ThreeLimit3", 3, engine.PoolOptions{Limit: 3}, false},
-		{"ThreeLimit1Blocking", 3, engine.PoolOptions{Limit: 1}, true},
-		{"FiftyLimit2Blocking", 50, engine.PoolOptions{Limit: 2}, true},
+		{"ThreeLimit1Waiting", 3, engine.PoolOptions{Limit: 1}, true},
+		{"FiftyLimit2Waiting", 50, engine.PoolOptions{Limit: 2}, true},
+		{"FiftySerial", 50, engine.PoolOptions{Serial: true}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := newPool(t, tt.opts)
 			tr := newTracker(t)
-			var barrier sync.WaitGroup
-			barrier.Add(tt.n)
-			body := func(_ context.Context, w *engine.Worker) error {
-				if tt.block {
-					defer w.Block()()
+			var (
+				mu      sync.Mutex
+				arrived int
+				all     = make(chan struct{})
+			)
+			body := func(ctx context.Context, w *engine.Worker) error {
+				mu.Lock()
+				if arrived++; arrived == tt.n {
+					close(all)
 				}
-				barrier.Done()
-				barrier.Wait()
+				mu.Unlock()
+				if tt.recv {
+					_, _, err := engine.Recv(ctx, w, all, 0)
+					return err
+				}
+				<-all
 				return nil
 			}
 			var specs []spec
 			bodies := map[string]func(context.Context, *engine.Worker) error{}
-			var all []string
+			var names []string
 			for i := range tt.n {
 				name := fmt.Sprintf("n%d", i)
 				specs = append(specs, spec{name, nil})
 				bodies[name] = body
-				all = append(all, name)
+				names = append(names, name)
 			}
-			specs = append(specs, spec{"after", all})
+			specs = append(specs, spec{"after", names})
 			g := buildGraph(t, tr, specs, bodies)
-			require.NoError(t, g.Run(bg, p, nil))
+			require.NoError(t, g.run(bg, p, nil, nil))
 			for _, s := range specs {
 				assert.Equal(t, 1, tr.runs[s.name])
 			}
@@ -183,70 +249,24 @@ func TestGraphReadyNodesRunConcurrently(t *testing.T) {
 	}
 }
 
-func TestGraphValidationErrors(t *testing.T) {
+func TestGraphInvalidDependencyPanics(t *testing.T) {
+	fn := func(context.Context, *engine.Worker) (any, error) { return nil, nil }
 	tests := []struct {
-		name    string
-		specs   []spec
-		wantErr string
+		name string
+		add  func(g *engine.Graph)
+		want string
 	}{
-		{
-			"UnknownDependency",
-			[]spec{{"a", nil}, {"b", []string{"a", "x"}}},
-			`engine: node "b" depends on unknown node "x"`,
-		},
-		{
-			"SelfCycle",
-			[]spec{{"ok", nil}, {"a", []string{"a"}}},
-			"engine: dependency cycle: a -> a",
-		},
-		{
-			"TwoCycle",
-			[]spec{{"a", []string{"b"}}, {"b", []string{"a"}}},
-			"engine: dependency cycle: a -> b -> a",
-		},
-		{
-			"CycleBehindTail",
-			[]spec{{"free", nil}, {"x", []string{"a", "free"}}, {"a", []string{"b"}}, {"b", []string{"c"}}, {"c", []string{"free", "a"}}},
-			"engine: dependency cycle: a -> b -> c -> a",
-		},
-		{
-			"CycleWithDependents",
-			[]spec{{"root", nil}, {"p", []string{"root", "q"}}, {"q", []string{"p"}}, {"leaf", []string{"q"}}},
-			"engine: dependency cycle: p -> q -> p",
-		},
+		{"Self", func(g *engine.Graph) { g.Add(fn, 0) }, "engine: Graph node 0 depends on 0, which is not a node added before it"},
+		{"Later", func(g *engine.Graph) { g.Add(fn); g.Add(fn, 5) }, "engine: Graph node 1 depends on 5, which is not a node added before it"},
+		{"Negative", func(g *engine.Graph) { g.Join(-1) }, "engine: Graph node 0 depends on -1, which is not a node added before it"},
+		{"NilFunc", func(g *engine.Graph) { g.Add(nil) }, "engine: Graph.Add with a nil Func (use Graph.Join)"},
 	}
-	for _, ec := range executors {
-		for _, tt := range tests {
-			t.Run(ec.name+"/"+tt.name, func(t *testing.T) {
-				tr := newTracker(t)
-				g := buildGraph(t, tr, tt.specs, nil)
-				assert.EqualError(t, g.Validate(), tt.wantErr)
-
-				called := false
-				err := g.Run(bg, ec.newEx(t), func(string, any) error {
-					called = true
-					return nil
-				})
-				assert.EqualError(t, err, tt.wantErr, "Run validates first")
-				var ge *engine.GraphError
-				assert.False(t, errors.As(err, &ge), "not a GraphError")
-				assert.Empty(t, tr.ran(), "an invalid graph runs nothing")
-				assert.False(t, called)
-			})
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var g engine.Graph
+			assert.Equal(t, tt.want, recoverPanic(func() { tt.add(&g) }))
+		})
 	}
-}
-
-func TestGraphDuplicateName(t *testing.T) {
-	var g engine.Graph
-	require.NoError(t, g.Add("a", nil))
-	require.NoError(t, g.Add("b", nil, "a"))
-	err := g.Add("a", func(context.Context, *engine.Worker) (any, error) { return nil, nil })
-	assert.EqualError(t, err, `engine: duplicate node "a"`)
-	err = g.Add("b", nil)
-	assert.EqualError(t, err, `engine: duplicate node "b"`)
-	assert.Equal(t, 2, g.Len(), "a rejected node is not added")
-	assert.NoError(t, g.Run(bg, engine.Inline{}, nil))
 }
 
 func TestGraphEmpty(t *testing.T) {
@@ -254,8 +274,7 @@ func TestGraphEmpty(t *testing.T) {
 		t.Run(ec.name, func(t *testing.T) {
 			var g engine.Graph
 			assert.Zero(t, g.Len())
-			assert.NoError(t, g.Validate())
-			assert.NoError(t, g.Run(bg, ec.newEx(t), func(string, any) error {
+			assert.NoError(t, g.Run(bg, ec.newEx(t), nil, func(engine.NodeID, any) error {
 				t.Error("onDone called for an empty graph")
 				return nil
 			}))
@@ -295,7 +314,7 @@ func TestGraphFailureSkipsDependents(t *testing.T) {
 					"a": func(context.Context, *engine.Worker) error { return tt.fnErr },
 				})
 				var reported []string
-				err := g.Run(bg, ec.newEx(t), func(name string, _ any) error {
+				err := g.run(bg, ec.newEx(t), nil, func(name string, _ any) error {
 					if name == "a" {
 						return tt.onDoneErr
 					}
@@ -305,14 +324,14 @@ func TestGraphFailureSkipsDependents(t *testing.T) {
 
 				var ge *engine.GraphError
 				require.ErrorAs(t, err, &ge)
-				assert.Equal(t, []engine.NodeError{{Name: "a", Err: tt.wantErr}}, ge.Failed)
+				assert.Equal(t, []engine.NodeError{{ID: 0, Err: tt.wantErr}}, ge.Failed)
 				// Insertion order, not completion order.
-				assert.Equal(t, []engine.NodeSkip{{"b", "a"}, {"c", "a"}, {"f", "a"}}, ge.Skipped)
+				assert.Equal(t, []engine.NodeSkip{{ID: 1, Because: 0}, {ID: 3, Because: 0}, {ID: 5, Because: 0}}, ge.Skipped)
 				assert.Empty(t, ge.Cancelled)
 				assert.NoError(t, ge.Cause)
 				assert.Equal(t, 6, ge.Total)
 				assert.ErrorIs(t, err, tt.wantErr)
-				assert.Equal(t, fmt.Sprintf("1 of 6 failed, 3 skipped\na: %v\nb: skipped: a failed\nc: skipped: a failed\nf: skipped: a failed", tt.wantErr), err.Error())
+				assert.Equal(t, fmt.Sprintf("engine: 1 of 6 nodes failed, 3 skipped\nnode 0: %v\nnode 1: skipped: node 0 failed\nnode 3: skipped: node 0 failed\nnode 5: skipped: node 0 failed", tt.wantErr), err.Error())
 
 				ran := tr.ran()
 				assert.Len(t, ran, len(tt.wantRan))
@@ -328,9 +347,9 @@ func TestGraphFailureSkipsDependents(t *testing.T) {
 func TestGraphSeveralFailures(t *testing.T) {
 	errX := errors.New("x failed")
 	specs := []spec{
-		{"y", []string{"x"}},
 		{"a", nil},
 		{"x", nil},
+		{"y", []string{"x"}},
 		{"both", []string{"a", "x"}},
 		{"ok", nil},
 		{"deep", []string{"both", "ok"}},
@@ -342,16 +361,17 @@ func TestGraphSeveralFailures(t *testing.T) {
 				"a": func(context.Context, *engine.Worker) error { return errBoom },
 				"x": func(context.Context, *engine.Worker) error { return errX },
 			})
-			err := g.Run(bg, ec.newEx(t), nil)
+			err := g.run(bg, ec.newEx(t), nil, nil)
 			var ge *engine.GraphError
 			require.ErrorAs(t, err, &ge)
-			assert.Equal(t, []engine.NodeError{{"a", errBoom}, {"x", errX}}, ge.Failed)
-			require.Len(t, ge.Skipped, 3)
-			assert.Equal(t, engine.NodeSkip{"y", "x"}, ge.Skipped[0])
+			failed, skipped, _ := g.report(ge)
+			assert.Equal(t, []namedErr{{"a", errBoom}, {"x", errX}}, failed)
+			require.Len(t, skipped, 3)
+			assert.Equal(t, [2]string{"y", "x"}, skipped[0])
 			// both and deep were skipped by whichever of a and x failed first.
-			assert.Equal(t, "both", ge.Skipped[1].Name)
-			assert.Contains(t, []string{"a", "x"}, ge.Skipped[1].Because)
-			assert.Equal(t, engine.NodeSkip{"deep", ge.Skipped[1].Because}, ge.Skipped[2])
+			assert.Equal(t, "both", skipped[1][0])
+			assert.Contains(t, []string{"a", "x"}, skipped[1][1])
+			assert.Equal(t, [2]string{"deep", skipped[1][1]}, skipped[2])
 			assert.ErrorIs(t, err, errBoom)
 			assert.ErrorIs(t, err, errX)
 			assert.Equal(t, map[string]int{"a": 1, "x": 1, "ok": 1}, tr.ran())
@@ -364,11 +384,12 @@ func TestGraphExecutorRefuses(t *testing.T) {
 	p.Close()
 	tr := newTracker(t)
 	g := buildGraph(t, tr, failureGraph, nil)
-	err := g.Run(bg, p, nil)
+	err := g.run(bg, p, nil, nil)
 	var ge *engine.GraphError
 	require.ErrorAs(t, err, &ge)
-	assert.Equal(t, []engine.NodeError{{"a", engine.ErrClosed}, {"d", engine.ErrClosed}}, ge.Failed)
-	assert.Len(t, ge.Skipped, 4)
+	failed, skipped, _ := g.report(ge)
+	assert.Equal(t, []namedErr{{"a", engine.ErrClosed}, {"d", engine.ErrClosed}}, failed)
+	assert.Len(t, skipped, 4)
 	assert.Empty(t, tr.ran())
 }
 
@@ -377,28 +398,27 @@ func TestGraphExecutorRefuses(t *testing.T) {
 // before. The run can only finish if onDone is called as each node
 // completes, in completion order, not in insertion order or at the end.
 func TestGraphOnDoneCompletionOrder(t *testing.T) {
-	for _, ec := range concurrentExecutors {
+	for _, ec := range append(concurrentExecutors, serialExecutors[0]) { // Max 2 would leave the open gate's node without a worker
 		for _, n := range []int{2, 3, 10} {
 			t.Run(fmt.Sprintf("%s/%d", ec.name, n), func(t *testing.T) {
 				gates := make([]chan struct{}, n)
 				var g engine.Graph
 				for i := range n {
 					gates[i] = make(chan struct{})
-					require.NoError(t, g.Add(fmt.Sprint(i), func(_ context.Context, w *engine.Worker) (any, error) {
-						// Waiting nodes Block, so more nodes than Limit can wait.
-						defer w.Block()()
-						<-gates[i]
-						return i, nil
-					}))
+					g.Add(func(ctx context.Context, w *engine.Worker) (any, error) {
+						// Waiting through Recv, so more nodes than Limit can wait.
+						_, _, err := engine.Recv(ctx, w, gates[i], 0)
+						return i, err
+					})
 				}
 				close(gates[n-1])
 
 				caller := goid()
 				var order []int // touched only by onDone: no lock
-				err := g.Run(bg, ec.newEx(t), func(name string, v any) error {
+				err := g.Run(bg, ec.newEx(t), nil, func(id engine.NodeID, v any) error {
 					assert.Equal(t, caller, goid(), "onDone runs on Run's goroutine")
 					i := v.(int)
-					assert.Equal(t, fmt.Sprint(i), name)
+					assert.Equal(t, engine.NodeID(i), id)
 					order = append(order, i)
 					if i > 0 {
 						close(gates[i-1])
@@ -425,12 +445,12 @@ func TestGraphOnDoneSerialised(t *testing.T) {
 			const n = 200
 			var g engine.Graph
 			for i := range n {
-				require.NoError(t, g.Add(fmt.Sprint(i), func(context.Context, *engine.Worker) (any, error) { return i, nil }))
+				g.Add(func(context.Context, *engine.Worker) (any, error) { return i, nil })
 			}
 			caller := goid()
 			seen := map[int]bool{}
 			sum := 0
-			err := g.Run(bg, ec.newEx(t), func(_ string, v any) error {
+			err := g.Run(bg, ec.newEx(t), nil, func(_ engine.NodeID, v any) error {
 				assert.Equal(t, caller, goid())
 				seen[v.(int)] = true
 				sum += v.(int)
@@ -449,69 +469,77 @@ func TestGraphJoinNodes(t *testing.T) {
 		specs       []spec // join nodes have names starting with "join"
 		fail        string
 		wantRan     []string
-		wantSkipped []engine.NodeSkip
+		wantSkipped [][2]string
+		wantTotal   int
 	}{
 		{
 			"FanInThroughJoin",
 			[]spec{{"a", nil}, {"b", nil}, {"join", []string{"a", "b"}}, {"c", []string{"join"}}},
 			"",
 			[]string{"a", "b", "c"},
-			nil,
+			nil, 3,
 		},
 		{
 			"JoinWithoutDeps",
 			[]spec{{"join", nil}, {"c", []string{"join"}}},
 			"",
 			[]string{"c"},
-			nil,
+			nil, 1,
 		},
 		{
 			"JoinOfJoins",
 			[]spec{{"a", nil}, {"join1", []string{"a"}}, {"b", nil}, {"join2", []string{"join1", "b"}}, {"c", []string{"join2"}}},
 			"",
 			[]string{"a", "b", "c"},
-			nil,
+			nil, 3,
 		},
 		{
 			"FailureThroughJoin",
 			[]spec{{"a", nil}, {"b", nil}, {"join", []string{"a", "b"}}, {"c", []string{"join"}}, {"d", []string{"b"}}},
 			"a",
 			[]string{"a", "b", "d"},
-			[]engine.NodeSkip{{"join", "a"}, {"c", "a"}},
+			[][2]string{{"c", "a"}}, 4, // the join is not listed; c blames a, not the join
+		},
+		{
+			"FailureThroughJoinOfJoins",
+			[]spec{{"a", nil}, {"join1", []string{"a"}}, {"join2", []string{"join1"}}, {"c", []string{"join2"}}, {"e", []string{"c"}}},
+			"a",
+			[]string{"a"},
+			[][2]string{{"c", "a"}, {"e", "a"}}, 3,
 		},
 	}
 	for _, ec := range executors {
 		for _, tt := range tests {
 			t.Run(ec.name+"/"+tt.name, func(t *testing.T) {
 				tr := newTracker(t)
-				var g engine.Graph
+				g := newNamedGraph()
 				// Real dependencies of each node, with joins expanded, for
 				// the tracker's check.
 				expand := map[string][]string{}
 				for _, s := range tt.specs {
 					var real []string
 					for _, d := range s.deps {
-						if e, ok := expand[d]; ok && len(d) >= 4 && d[:4] == "join" {
+						if e, ok := expand[d]; ok {
 							real = append(real, e...)
 						} else {
 							real = append(real, d)
 						}
 					}
-					if len(s.name) >= 4 && s.name[:4] == "join" {
+					if strings.HasPrefix(s.name, "join") {
 						expand[s.name] = real
-						require.NoError(t, g.Add(s.name, nil, s.deps...))
+						g.add(s.name, nil, s.deps...)
 						continue
 					}
 					var body func(context.Context, *engine.Worker) error
 					if s.name == tt.fail {
 						body = func(context.Context, *engine.Worker) error { return errBoom }
 					}
-					require.NoError(t, g.Add(s.name, tr.fn(s.name, real, body), s.deps...))
+					g.add(s.name, tr.fn(s.name, real, body), s.deps...)
 				}
 
 				var reported []string
-				err := g.Run(bg, ec.newEx(t), func(name string, v any) error {
-					assert.NotEqual(t, "join", name[:min(4, len(name))], "join nodes are not reported")
+				err := g.run(bg, ec.newEx(t), nil, func(name string, v any) error {
+					assert.False(t, strings.HasPrefix(name, "join"), "join nodes are not reported")
 					assert.Equal(t, name+"!", v)
 					reported = append(reported, name)
 					return nil
@@ -528,8 +556,11 @@ func TestGraphJoinNodes(t *testing.T) {
 				}
 				var ge *engine.GraphError
 				require.ErrorAs(t, err, &ge)
-				assert.Equal(t, []engine.NodeError{{tt.fail, errBoom}}, ge.Failed)
-				assert.Equal(t, tt.wantSkipped, ge.Skipped)
+				failed, skipped, cancelled := g.report(ge)
+				assert.Equal(t, []namedErr{{tt.fail, errBoom}}, failed)
+				assert.Equal(t, tt.wantSkipped, skipped)
+				assert.Empty(t, cancelled)
+				assert.Equal(t, tt.wantTotal, ge.Total, "joins are not counted")
 			})
 		}
 	}
@@ -543,18 +574,20 @@ func TestGraphContextCancelledBeforeRun(t *testing.T) {
 			cancel(cause)
 			tr := newTracker(t)
 			g := buildGraph(t, tr, failureGraph, nil)
-			err := g.Run(ctx, ec.newEx(t), func(string, any) error {
+			g.add("join", nil, "a", "b")
+			err := g.run(ctx, ec.newEx(t), nil, func(string, any) error {
 				t.Error("onDone called although nothing ran")
 				return nil
 			})
 			var ge *engine.GraphError
 			require.ErrorAs(t, err, &ge)
-			assert.Equal(t, names(failureGraph), ge.Cancelled)
+			_, _, cancelled := g.report(ge)
+			assert.Equal(t, names(failureGraph), cancelled, "joins are not listed")
 			assert.Empty(t, ge.Failed)
 			assert.Empty(t, ge.Skipped)
 			assert.Equal(t, cause, ge.Cause)
 			assert.ErrorIs(t, err, cause)
-			assert.Equal(t, "0 of 6 failed, 6 cancelled", err.Error())
+			assert.Equal(t, "engine: 0 of 6 nodes failed, 6 cancelled", err.Error())
 			assert.Empty(t, tr.ran())
 		})
 	}
@@ -594,7 +627,7 @@ func TestGraphContextCancelledDuringRun(t *testing.T) {
 			},
 		})
 		var reported []string
-		err := g.Run(ctx, p, func(name string, _ any) error {
+		err := g.run(ctx, p, nil, func(name string, _ any) error {
 			reported = append(reported, name)
 			return nil
 		})
@@ -602,17 +635,21 @@ func TestGraphContextCancelledDuringRun(t *testing.T) {
 
 		var ge *engine.GraphError
 		require.ErrorAs(t, err, &ge)
-		assert.Equal(t, []engine.NodeError{{"watcher", cause}}, ge.Failed)
-		assert.Equal(t, []string{"b", "d"}, ge.Cancelled)
+		failed, skipped, cancelled := g.report(ge)
+		assert.Equal(t, []namedErr{{"watcher", cause}}, failed)
+		assert.Equal(t, []string{"b", "d"}, cancelled)
 		// c depends on the failed watcher as well as the cancelled b.
-		assert.Equal(t, []engine.NodeSkip{{"c", "watcher"}}, ge.Skipped)
+		assert.Equal(t, [][2]string{{"c", "watcher"}}, skipped)
 		assert.Equal(t, cause, ge.Cause)
 		assert.ErrorIs(t, err, cause)
 		assert.Equal(t, map[string]int{"watcher": 1, "canceller": 1}, tr.ran())
 		assert.Equal(t, []string{"canceller"}, reported)
 	})
 
-	t.Run("Inline", func(t *testing.T) {
+	t.Run("Serial", func(t *testing.T) {
+		p := newPool(t, engine.PoolOptions{Serial: true})
+		w := p.Enter()
+		defer w.Leave()
 		ctx, cancel := context.WithCancelCause(bg)
 		defer cancel(nil)
 		tr := newTracker(t)
@@ -621,6 +658,7 @@ func TestGraphContextCancelledDuringRun(t *testing.T) {
 			{"canceller", nil},
 			{"b", []string{"canceller"}},
 			{"later", nil},
+			{"c", []string{"later"}},
 		}, map[string]func(context.Context, *engine.Worker) error{
 			"canceller": func(ctx context.Context, _ *engine.Worker) error {
 				cancel(cause)
@@ -628,13 +666,15 @@ func TestGraphContextCancelledDuringRun(t *testing.T) {
 				return nil
 			},
 		})
-		err := g.Run(ctx, engine.Inline{}, nil)
+		err := g.run(ctx, p, w, nil)
 		var ge *engine.GraphError
 		require.ErrorAs(t, err, &ge)
 		assert.Empty(t, ge.Failed)
-		assert.Equal(t, []string{"b", "later"}, ge.Cancelled, "nothing starts after the cancel")
+		_, _, cancelled := g.report(ge)
+		assert.Equal(t, []string{"b", "c"}, cancelled, "nothing starts after the cancel")
 		assert.Equal(t, cause, ge.Cause)
-		assert.Equal(t, []string{"first", "canceller"}, tr.order)
+		assert.Equal(t, []string{"first", "canceller", "later"}, tr.order,
+			"the ready wave was submitted before the cancel")
 	})
 }
 
@@ -667,7 +707,7 @@ func TestGraphPanic(t *testing.T) {
 		})
 		onDoneCalls := 0
 		r := recoverPanic(func() {
-			_ = g.Run(bg, p, func(string, any) error { onDoneCalls++; return nil })
+			_ = g.run(bg, p, nil, func(string, any) error { onDoneCalls++; return nil })
 		})
 		require.IsType(t, (*engine.PanicError)(nil), r, "Run re-raises the node's panic")
 		pe := r.(*engine.PanicError)
@@ -684,7 +724,10 @@ func TestGraphPanic(t *testing.T) {
 		assert.Zero(t, onDoneCalls, "no callbacks once a node has panicked")
 	})
 
-	t.Run("Inline", func(t *testing.T) {
+	t.Run("Serial", func(t *testing.T) {
+		p := newPool(t, engine.PoolOptions{Serial: true})
+		w := p.Enter()
+		defer w.Leave()
 		tr := newTracker(t)
 		g := buildGraph(t, tr, []spec{
 			{"before", nil},
@@ -694,18 +737,18 @@ func TestGraphPanic(t *testing.T) {
 		}, map[string]func(context.Context, *engine.Worker) error{
 			"bad": func(context.Context, *engine.Worker) error { nodePanics(); return nil },
 		})
-		r := recoverPanic(func() { _ = g.Run(bg, engine.Inline{}, nil) })
+		r := recoverPanic(func() { _ = g.run(bg, p, w, nil) })
 		require.IsType(t, (*engine.PanicError)(nil), r)
 		assert.Equal(t, "node exploded", r.(*engine.PanicError).Value)
 		assert.Equal(t, []string{"before", "bad", "later"}, tr.order,
-			"Inline submits the whole ready wave before looking at results")
+			"the whole ready wave is submitted before any result is seen")
 	})
 }
 
-// TestGraphInlineOrder: with Inline everything runs on the caller's
-// goroutine, one node at a time, in an order fixed by the graph alone: each
-// wave of ready nodes in insertion order, then the nodes they made ready.
-func TestGraphInlineOrder(t *testing.T) {
+// TestGraphSerialOrder: in a serial pool nodes run one at a time, in an
+// order fixed by the graph alone: each wave of ready nodes in insertion
+// order, then the nodes they made ready.
+func TestGraphSerialOrder(t *testing.T) {
 	tests := []struct {
 		name  string
 		specs []spec
@@ -715,45 +758,32 @@ func TestGraphInlineOrder(t *testing.T) {
 		{"Chain", []spec{{"a", nil}, {"b", []string{"a"}}, {"c", []string{"b"}}}, []string{"a", "b", "c"}},
 		{"Waves", []spec{{"a", nil}, {"b", []string{"a"}}, {"c", nil}}, []string{"a", "c", "b"}},
 		{"README", []spec{{"revenue", nil}, {"expenses", nil}, {"profit", []string{"revenue", "expenses"}}}, []string{"revenue", "expenses", "profit"}},
-		{"DepsAddedLater", []spec{{"z", []string{"y"}}, {"y", []string{"x"}}, {"x", nil}, {"w", nil}}, []string{"x", "w", "y", "z"}},
 		{"Diamond", []spec{{"top", nil}, {"right", []string{"top"}}, {"left", []string{"top"}}, {"bottom", []string{"left", "right"}}}, []string{"top", "right", "left", "bottom"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			caller := goid()
 			for range 3 { // same order every time
-				var order, reported []string // no locks: one goroutine
-				var g engine.Graph
+				p := engine.NewPool(engine.PoolOptions{Serial: true})
+				w := p.Enter()
+				var order, reported []string // no locks: one participant at a time
+				g := newNamedGraph()
 				for _, s := range tt.specs {
-					require.NoError(t, g.Add(s.name, func(context.Context, *engine.Worker) (any, error) {
-						assert.Equal(t, caller, goid())
+					g.add(s.name, func(context.Context, *engine.Worker) (any, error) {
 						order = append(order, s.name)
 						return nil, nil
-					}, s.deps...))
+					}, s.deps...)
 				}
-				require.NoError(t, g.Run(bg, engine.Inline{}, func(name string, _ any) error {
+				require.NoError(t, g.run(bg, p, w, func(name string, _ any) error {
 					reported = append(reported, name)
 					return nil
 				}))
+				w.Leave()
+				p.Close()
 				assert.Equal(t, tt.want, order)
 				assert.Equal(t, tt.want, reported)
 			}
 		})
 	}
-}
-
-func TestGraphInlineWorker(t *testing.T) {
-	w := &engine.Worker{Local: "thread"}
-	var g engine.Graph
-	var got []any
-	for _, n := range []string{"a", "b"} {
-		require.NoError(t, g.Add(n, func(_ context.Context, w *engine.Worker) (any, error) {
-			got = append(got, w.Local)
-			return nil, nil
-		}))
-	}
-	require.NoError(t, g.Run(bg, engine.Inline{Worker: w}, nil))
-	assert.Equal(t, []any{"thread", "thread"}, got)
 }
 
 func TestGraphErrorFormatting(t *testing.T) {
@@ -764,14 +794,14 @@ func TestGraphErrorFormatting(t *testing.T) {
 		want string
 		is   []error
 	}{
-		{"FailedOnly", &engine.GraphError{Failed: []engine.NodeError{{"a", errBoom}}, Total: 2}, "1 of 2 failed\na: boom", []error{errBoom}},
+		{"FailedOnly", &engine.GraphError{Failed: []engine.NodeError{{ID: 0, Err: errBoom}}, Total: 2}, "engine: 1 of 2 nodes failed\nnode 0: boom", []error{errBoom}},
 		{"Everything", &engine.GraphError{
-			Failed:    []engine.NodeError{{"a", errBoom}},
-			Skipped:   []engine.NodeSkip{{"b", "a"}},
-			Cancelled: []string{"c", "d"},
+			Failed:    []engine.NodeError{{ID: 0, Err: errBoom}},
+			Skipped:   []engine.NodeSkip{{ID: 1, Because: 0}},
+			Cancelled: []engine.NodeID{2, 3},
 			Total:     5,
 			Cause:     cause,
-		}, "1 of 5 failed, 1 skipped, 2 cancelled\na: boom\nb: skipped: a failed", []error{errBoom, cause}},
+		}, "engine: 1 of 5 nodes failed, 1 skipped, 2 cancelled\nnode 0: boom\nnode 1: skipped: node 0 failed", []error{errBoom, cause}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,11 +51,15 @@ func newPool(t *testing.T, opts engine.PoolOptions) *engine.Pool {
 }
 
 var executors = []executorCase{
-	{"Inline", func(*testing.T) engine.Executor { return engine.Inline{} }},
+	{"Serial", func(t *testing.T) engine.Executor { return newPool(t, engine.PoolOptions{Serial: true}) }},
+	{"SerialMax2", func(t *testing.T) engine.Executor { return newPool(t, engine.PoolOptions{Serial: true, Max: 2}) }},
 	{"PoolLimit1", func(t *testing.T) engine.Executor { return newPool(t, engine.PoolOptions{Limit: 1}) }},
 	{"PoolLimit2", func(t *testing.T) engine.Executor { return newPool(t, engine.PoolOptions{Limit: 2}) }},
 	{"PoolDefault", func(t *testing.T) engine.Executor { return newPool(t, engine.PoolOptions{}) }},
 }
+
+// serialExecutors are the serial pools of executors.
+var serialExecutors = executors[:2]
 
 // concurrentExecutors are the executors that can run several tasks at once.
 var concurrentExecutors = []executorCase{

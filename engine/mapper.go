@@ -28,24 +28,35 @@ type MapFunc[In, Out any] func(ctx context.Context, i int, item In) (Out, error)
 // in completion order. At most Window chunks are between being pulled and
 // being emitted, so memory does not grow with the number of items.
 //
+// # Capacity
+//
 // Chunks adapt to the work: they start at one item and grow while items are
 // quick, so that a chunk holds about 100µs of work (at most Chunk items).
 // Slow items thus go out one by one and spread over the workers, while a
 // million trivial items cost two channel operations per few hundred items.
 // A chunk also goes out early if pulling it takes over a millisecond (a slow
-// source). Completion order is per chunk: within a chunk, input order.
+// source). Completion order is per chunk: within a chunk, input order. On a
+// serial [Pool] every chunk is one item, so that which loop runs which item
+// does not depend on timing.
+//
+// Each worker loop is one task of the executor for the whole run. Loops
+// are submitted with [Executor.TryGo], one per chunk sent until there are
+// Workers of them. The calling goroutine runs chunks itself exactly when
+// no loop has been accepted and none can be (the executor is at its hard
+// cap, for example every worker of a pool with [PoolOptions.Max] runs an
+// outer map and waits for this one): so nested maps never deadlock, and
+// otherwise the caller only pulls and emits. It tries again to submit a
+// loop before each chunk it runs.
+//
+// # Cost
 //
 // Each worker loop calls Start once on its goroutine with the loop's
 // context, and uses the function it returns for every item it runs; there is
 // no goroutine, channel operation or context allocation per item unless
-// Timeout is set (then each item gets its own context with a deadline).
+// Timeout is set (then each item gets its own context with a deadline, a
+// real-time one even on a serial pool).
 //
-// When the calling goroutine would wait and no worker loop has started
-// within 50ms (for example because the pool has reached its hard cap, every
-// worker running an outer job), it runs queued chunks itself, with Caller as
-// the worker, until a loop starts: nested maps never deadlock whatever the
-// pool sizes. While it
-// waits it marks Caller as blocked ([Worker.Block]).
+// # Ending
 //
 // Errors: unless KeepGoing is set, the first failing item stops the run.
 // With Ordered it is the first failing item in input order: items after it
@@ -61,12 +72,9 @@ type MapFunc[In, Out any] func(ctx context.Context, i int, item In) (Out, error)
 // A panic in Start or in an item is re-raised by Run, with the stack of the
 // goroutine that panicked, once every worker loop has stopped.
 //
-// Run executes on ex: a [*Pool] (Workers loops, each a pool task for the
-// whole run) or [Inline], which runs every item on the calling goroutine, in
-// input order, one at a time (sequential mode).
-//
 // A Mapper is a configuration; it may be used for any number of runs, also
-// concurrently. Start must be set; Run panics otherwise.
+// concurrently (that is why the caller's worker is a parameter of Run, not
+// a field). Start must be set; Run panics otherwise.
 type Mapper[In, Out any] struct {
 	// Workers is the number of worker loops (at least 1).
 	Workers int
@@ -82,10 +90,6 @@ type Mapper[In, Out any] struct {
 	// Window is how many chunks may be pulled and not yet emitted
 	// (0: 16 per worker, at least 64).
 	Window int
-	// Caller is the worker of the goroutine that calls Run, if it has one:
-	// it is marked blocked while Run waits, and runs items when no worker
-	// loop has started. nil means a worker with no pool and no Local.
-	Caller *Worker
 	// Start prepares a worker (or the calling goroutine, see above) to run
 	// items under ctx, on that worker's goroutine. It returns the function
 	// that runs each item and a function called when the worker is done
@@ -118,9 +122,9 @@ type MapError[In any] struct {
 func (e *MapError[In]) Error() string {
 	var b strings.Builder
 	if e.Failed != nil {
-		fmt.Fprintf(&b, "item %d failed: %v", e.Failed.Index, e.Failed.Err)
+		fmt.Fprintf(&b, "engine: item %d failed: %v", e.Failed.Index, e.Failed.Err)
 	} else {
-		fmt.Fprintf(&b, "cancelled: %v", e.Cause)
+		fmt.Fprintf(&b, "engine: cancelled: %v", e.Cause)
 	}
 	if len(e.Cancelled) > 0 {
 		idx := make([]string, len(e.Cancelled))
@@ -150,7 +154,7 @@ type TimeoutError struct {
 	Err error
 }
 
-func (e *TimeoutError) Error() string        { return "timed out after " + e.Timeout.String() }
+func (e *TimeoutError) Error() string        { return "engine: timed out after " + e.Timeout.String() }
 func (e *TimeoutError) Unwrap() error        { return e.Err }
 func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
 
@@ -158,7 +162,7 @@ func (e *TimeoutError) Is(target error) bool { return target == ErrTimeout }
 // of contexts cancelled because another item failed.
 var (
 	errNotStarted = errors.New("not started")
-	errStopped    = errors.New("stopped: another item failed")
+	errStopped    = errors.New("engine: stopped: another item failed")
 )
 
 // cancelledErr marks the error of an item cancelled while it ran.
@@ -168,11 +172,6 @@ func (e *cancelledErr) Error() string { return e.err.Error() }
 
 // chunkTarget is how much work a chunk should hold once item costs are known.
 const chunkTarget = 100 * time.Microsecond
-
-// helpDelay is how long Run waits for a first worker loop to start before
-// it runs items itself. Loops normally start within microseconds; waiting
-// keeps the calling goroutine free to pull and emit in the common case.
-const helpDelay = 50 * time.Millisecond
 
 type mapChunk[In, Out any] struct {
 	seq, base int
@@ -198,301 +197,335 @@ type loopSlot struct {
 	_      [48]byte
 }
 
-// mapRun is the state of one Run.
+// mapRun is the state of one Run. The fields above mu are the caller's:
+// only the goroutine that called Run touches them (help too runs there).
 type mapRun[In, Out any] struct {
-	m       *Mapper[In, Out]
-	ctx     context.Context // the run's; cancelled when it stops
-	cancel  context.CancelCauseFunc
-	limit   atomic.Int64  // items above it are not started (after a failure)
-	active  atomic.Int32  // worker loops that have started
-	started chan struct{} // closed when the first loop starts
-	tcause  *TimeoutError
-	todo    chan *mapChunk[In, Out]
-	done    chan *mapChunk[In, Out]
+	m      *Mapper[In, Out]
+	ex     Executor
+	caller *Worker
+	next   func() (In, bool, error)
+	emit   func(i int, item In, v Out, err error) error
+
+	ctx    context.Context // the run's; cancelled when it stops
+	cancel context.CancelCauseFunc
+	limit  atomic.Int64 // items above it are not started (after a failure)
+	tcause *TimeoutError
+	todo   chan *mapChunk[In, Out]
+	done   chan *mapChunk[In, Out]
+
+	workers, maxChunk, window int
+	submitted                 int  // loops the executor accepted
+	noLoops                   bool // the executor refused a loop with an error
+
+	seq, pulled int // chunks sent, items pulled
+	inflight    int // chunks sent and not emitted
+	outstanding int // chunks sent and not received back
+	exhausted   bool
+	size        int // items per chunk, adapted
+	est         time.Duration
+	reorder     []*mapChunk[In, Out]
+	emitSeq     int
+	free        []*mapChunk[In, Out]
+	fail        *MapItem[In]
+	result      error // of next or emit, or the executor's refusal
+	emitted     int
+	notStarted  int
 
 	mu        sync.Mutex
 	slots     []*loopSlot
-	finished  bool // loops that start from now on return at once
-	wg        sync.WaitGroup
+	finished  bool          // loops that start from now on return at once
+	loops     int           // loops running
+	stopped   chan struct{} // closed once finished and no loop runs
 	cancelled []MapItem[In]
 	panicked  *PanicError
 }
 
 // Run pulls items from next until it reports false, processes them as
 // described on [Mapper], and calls emit on the calling goroutine with each
-// item and its result (with KeepGoing, each failed item and its error too). It returns when every
-// worker loop has stopped: nil if every pulled item was emitted, a
-// [*MapError] if an item failed or ctx ended, or the error of next or emit
-// (which also stop the run).
-func (m *Mapper[In, Out]) Run(ctx context.Context, ex Executor, next func() (In, bool, error), emit func(i int, item In, v Out, err error) error) error {
+// item and its result (with KeepGoing, each failed item and its error
+// too). w is the calling goroutine's [Worker] (nil if it has none): Run
+// waits through [Recv] with it, and runs chunks as w when it must (see
+// [Mapper]). Run returns when every worker loop has stopped: nil if every
+// pulled item was emitted, a [*MapError] if an item failed or ctx ended,
+// or the error of next or emit (which also stop the run).
+func (m *Mapper[In, Out]) Run(ctx context.Context, ex Executor, w *Worker, next func() (In, bool, error), emit func(i int, item In, v Out, err error) error) error {
 	if m.Start == nil {
 		panic("engine: Mapper.Start is nil")
 	}
-	if in, ok := ex.(Inline); ok {
-		return m.runInline(ctx, in.Worker, next, emit)
+	r := m.newRun(ctx, ex, w, next, emit)
+	defer r.cancel(nil)
+	for {
+		r.feed()
+		if r.outstanding == 0 && (r.exhausted || r.halted()) {
+			break
+		}
+		r.receive()
 	}
-	workers := max(m.Workers, 1)
-	maxChunk := m.Chunk
-	if maxChunk <= 0 {
-		maxChunk = 256
-	}
-	window := m.Window
-	if window <= 0 {
-		window = max(16*workers, 64)
-	}
+	return r.finish(ctx)
+}
+
+func (m *Mapper[In, Out]) newRun(ctx context.Context, ex Executor, w *Worker, next func() (In, bool, error), emit func(i int, item In, v Out, err error) error) *mapRun[In, Out] {
 	r := &mapRun[In, Out]{
-		m:       m,
-		todo:    make(chan *mapChunk[In, Out], window),
-		done:    make(chan *mapChunk[In, Out], window),
-		started: make(chan struct{}),
+		m: m, ex: ex, caller: w, next: next, emit: emit,
+		workers:  max(m.Workers, 1),
+		maxChunk: m.Chunk,
+		window:   m.Window,
+		size:     1,
+		stopped:  make(chan struct{}),
 	}
+	if r.caller == nil {
+		r.caller = &Worker{}
+	}
+	if r.maxChunk <= 0 {
+		r.maxChunk = 256
+	}
+	if s, ok := ex.(interface{ Serial() bool }); ok && s.Serial() {
+		r.maxChunk = 1 // chunk sizes must not depend on timing
+	}
+	if r.window <= 0 {
+		r.window = max(16*r.workers, 64)
+	}
+	r.todo = make(chan *mapChunk[In, Out], r.window)
+	r.done = make(chan *mapChunk[In, Out], r.window)
+	r.reorder = make([]*mapChunk[In, Out], r.window)
 	if m.Timeout > 0 {
 		r.tcause = &TimeoutError{Timeout: m.Timeout}
 	}
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
-	defer r.cancel(nil)
-	rdone := r.ctx.Done()
 	r.limit.Store(math.MaxInt64)
-	caller := m.Caller
-	if caller == nil {
-		caller = &Worker{}
-	}
+	return r
+}
 
-	var (
-		seq, pulled int // chunks sent, items pulled
-		inflight    int // chunks sent and not emitted
-		outstanding int // chunks sent and not received back
-		exhausted   bool
-		submitted   int
-		size        = 1 // items per chunk, adapted
-		est         time.Duration
-		reorder     = make([]*mapChunk[In, Out], window)
-		emitSeq     int
-		free        []*mapChunk[In, Out]
-		fail        *MapItem[In]
-		result      error // of next or emit
-		emitted     int
-		notStarted  int
-		zero        Out
-		helpAfter   *time.Timer
-		helping     bool
-	)
-	halted := func() bool {
-		if fail != nil || result != nil {
-			return true
-		}
-		select {
-		case <-rdone:
-			return true
-		default:
-			return false
-		}
-	}
-	emitChunk := func(c *mapChunk[In, Out]) {
-		for k := range c.items {
-			var err error
-			if c.errs != nil {
-				err = c.errs[k]
-			}
-			switch {
-			case err == errNotStarted:
-				notStarted++
-				continue
-			case err != nil:
-				if _, ok := err.(*cancelledErr); ok {
-					continue // listed in r.cancelled
-				}
-			}
-			if halted() {
-				continue
-			}
-			i := c.base + k
-			if err != nil && !m.KeepGoing {
-				fail = &MapItem[In]{Index: i, Value: c.items[k], Err: err}
-				r.cancel(errStopped)
-				continue
-			}
-			v := c.out[k]
-			if err != nil {
-				v = zero
-			}
-			if e := emit(i, c.items[k], v, err); e != nil {
-				result = e
-				r.cancel(e)
-				continue
-			}
-			emitted++
-		}
-		clear(c.items)
-		clear(c.out)
-		c.items, c.out, c.errs = c.items[:0], c.out[:0], nil
-		free = append(free, c)
-	}
-	handle := func(c *mapChunk[In, Out]) {
-		outstanding--
-		if c.ran > 0 && c.errs == nil {
-			per := c.dur / time.Duration(c.ran)
-			if est == 0 {
-				est = per
-			} else {
-				est = (3*est + per) / 4
-			}
-			want := maxChunk
-			if est > 0 {
-				want = int(min(int64(chunkTarget/est), int64(maxChunk)))
-			}
-			size = max(1, min(want, 2*size))
-		}
-		if !m.Ordered {
-			inflight--
-			emitChunk(c)
+// halted reports whether the run stops pulling and emitting.
+func (r *mapRun[In, Out]) halted() bool {
+	return r.fail != nil || r.result != nil || r.ctx.Err() != nil
+}
+
+// feed pulls chunks and sends them to the worker loops while the window
+// has room, starting loops as it goes, and emits what is ready meanwhile.
+func (r *mapRun[In, Out]) feed() {
+	for !r.exhausted && !r.halted() && r.inflight < r.window && r.limit.Load() == math.MaxInt64 {
+		c := r.pull()
+		if c == nil {
 			return
 		}
-		reorder[c.seq%window] = c
+		r.seq++
+		r.inflight++
+		r.outstanding++
+		r.todo <- c // never blocks: fewer than window chunks are out
+		if r.submitted < r.workers && !r.noLoops {
+			r.startLoop()
+		}
+		// Emit what is ready without waiting.
 		for {
-			c := reorder[emitSeq%window]
-			if c == nil || c.seq != emitSeq {
-				break
+			select {
+			case c := <-r.done:
+				r.handle(c)
+				continue
+			default:
 			}
-			reorder[emitSeq%window] = nil
-			emitSeq++
-			inflight--
-			emitChunk(c)
-		}
-	}
-
-	for {
-		// Feed the workers while the window has room.
-		for !exhausted && !halted() && inflight < window && r.limit.Load() == math.MaxInt64 {
-			var c *mapChunk[In, Out]
-			if n := len(free); n > 0 {
-				c, free = free[n-1], free[:n-1]
-			} else {
-				c = &mapChunk[In, Out]{}
-			}
-			c.seq, c.base, c.ran, c.dur = seq, pulled, 0, 0
-			var t0 time.Time
-			if size > 1 {
-				t0 = time.Now()
-			}
-			for len(c.items) < size {
-				x, ok, err := next()
-				if err != nil {
-					result = err
-					r.cancel(err)
-					break
-				}
-				if !ok {
-					exhausted = true
-					break
-				}
-				c.items = append(c.items, x)
-				if len(c.items)%16 == 0 && time.Since(t0) > time.Millisecond {
-					break // a slow source: send what we have
-				}
-			}
-			if len(c.items) == 0 {
-				free = append(free, c)
-				break
-			}
-			pulled += len(c.items)
-			if n := len(c.items); cap(c.out) >= n {
-				c.out = c.out[:n] // zeroed when recycled
-			} else {
-				c.out = make([]Out, n)
-			}
-			seq++
-			inflight++
-			outstanding++
-			r.todo <- c // never blocks: fewer than window chunks are out
-			if submitted < workers {
-				submitted++
-				if err := ex.Go(r.ctx, r.loop); err != nil && submitted == 1 {
-					result = err
-					r.cancel(err)
-				}
-			}
-			// Emit what is ready without waiting.
-		drain:
-			for {
-				select {
-				case c := <-r.done:
-					handle(c)
-				default:
-					break drain
-				}
-			}
-		}
-		if outstanding == 0 && (exhausted || halted()) {
 			break
 		}
+	}
+}
+
+// pull pulls the next chunk from the source, or returns nil if there is
+// nothing more (the source ended or failed).
+func (r *mapRun[In, Out]) pull() *mapChunk[In, Out] {
+	var c *mapChunk[In, Out]
+	if n := len(r.free); n > 0 {
+		c, r.free = r.free[n-1], r.free[:n-1]
+	} else {
+		c = &mapChunk[In, Out]{}
+	}
+	c.seq, c.base, c.ran, c.dur = r.seq, r.pulled, 0, 0
+	var t0 time.Time
+	if r.size > 1 {
+		t0 = time.Now()
+	}
+	for len(c.items) < r.size {
+		x, ok, err := r.next()
+		if err != nil {
+			r.result = err
+			r.cancel(err)
+			break
+		}
+		if !ok {
+			r.exhausted = true
+			break
+		}
+		c.items = append(c.items, x)
+		if len(c.items)%16 == 0 && time.Since(t0) > time.Millisecond {
+			break // a slow source: send what we have
+		}
+	}
+	if len(c.items) == 0 {
+		r.free = append(r.free, c)
+		return nil
+	}
+	r.pulled += len(c.items)
+	if n := len(c.items); cap(c.out) >= n {
+		c.out = c.out[:n] // zeroed when recycled
+	} else {
+		c.out = make([]Out, n)
+	}
+	return c
+}
+
+// startLoop submits one more worker loop, unless the executor is at its
+// hard cap. A refusal with an error stops the run if no loop was accepted.
+func (r *mapRun[In, Out]) startLoop() {
+	ok, err := r.ex.TryGo(r.ctx, r.loop)
+	switch {
+	case err != nil:
+		r.noLoops = true
+		if r.submitted == 0 {
+			r.result = err
+			r.cancel(err)
+		}
+	case ok:
+		r.submitted++
+	}
+}
+
+// receive waits for one chunk to come back and handles it. If no loop was
+// accepted and none can be, the caller runs a queued chunk itself: every
+// outstanding chunk is then still queued.
+func (r *mapRun[In, Out]) receive() {
+	select {
+	case c := <-r.done:
+		r.handle(c)
+		return
+	default:
+	}
+	if r.submitted == 0 && !r.noLoops {
+		r.startLoop()
+	}
+	if r.submitted == 0 {
 		select {
-		case c := <-r.done:
-			handle(c)
-			continue
+		case c := <-r.todo:
+			r.help(r.caller, c)
+			r.handle(c)
+			return
 		default:
 		}
-		if r.active.Load() == 0 {
-			// No worker loop has started. Give them a moment (normally
-			// they start within microseconds), then run queued chunks here.
-			if !helping {
-				if helpAfter == nil {
-					helpAfter = time.NewTimer(helpDelay)
-					defer helpAfter.Stop()
-				}
-				select {
-				case c := <-r.done:
-					handle(c)
-					continue
-				case <-r.started:
-					continue
-				case <-helpAfter.C:
-					helping = true
-				}
-			}
-			{
-				select {
-				case c := <-r.todo:
-					r.help(caller, c)
-					handle(c)
-					continue
-				default:
-				}
+	}
+	// Loops return every chunk promptly once the run is cancelled, so
+	// this wait needs no context of its own.
+	c, _, _ := Recv(context.Background(), r.caller, r.done, 0)
+	r.handle(c)
+}
+
+// handle takes a chunk back from a loop: it adapts the chunk size to the
+// time its items took and emits it, in input order if Ordered.
+func (r *mapRun[In, Out]) handle(c *mapChunk[In, Out]) {
+	r.outstanding--
+	if c.ran > 0 && c.errs == nil {
+		per := c.dur / time.Duration(c.ran)
+		if r.est == 0 {
+			r.est = per
+		} else {
+			r.est = (3*r.est + per) / 4
+		}
+		want := r.maxChunk
+		if r.est > 0 {
+			want = int(min(int64(chunkTarget/r.est), int64(r.maxChunk)))
+		}
+		r.size = max(1, min(want, 2*r.size))
+	}
+	if !r.m.Ordered {
+		r.inflight--
+		r.emitChunk(c)
+		return
+	}
+	r.reorder[c.seq%r.window] = c
+	for {
+		c := r.reorder[r.emitSeq%r.window]
+		if c == nil || c.seq != r.emitSeq {
+			break
+		}
+		r.reorder[r.emitSeq%r.window] = nil
+		r.emitSeq++
+		r.inflight--
+		r.emitChunk(c)
+	}
+}
+
+// emitChunk emits the items of c (unless the run has halted) and recycles
+// the chunk.
+func (r *mapRun[In, Out]) emitChunk(c *mapChunk[In, Out]) {
+	var zero Out
+	for k := range c.items {
+		var err error
+		if c.errs != nil {
+			err = c.errs[k]
+		}
+		switch {
+		case err == errNotStarted:
+			r.notStarted++
+			continue
+		case err != nil:
+			if _, ok := err.(*cancelledErr); ok {
+				continue // listed in r.cancelled
 			}
 		}
-		unblock := caller.Block()
-		c := <-r.done
-		unblock()
-		handle(c)
+		if r.halted() {
+			continue
+		}
+		i := c.base + k
+		if err != nil && !r.m.KeepGoing {
+			r.fail = &MapItem[In]{Index: i, Value: c.items[k], Err: err}
+			r.cancel(errStopped)
+			continue
+		}
+		v := c.out[k]
+		if err != nil {
+			v = zero
+		}
+		if e := r.emit(i, c.items[k], v, err); e != nil {
+			r.result = e
+			r.cancel(e)
+			continue
+		}
+		r.emitted++
 	}
+	clear(c.items)
+	clear(c.out)
+	c.items, c.out, c.errs = c.items[:0], c.out[:0], nil
+	r.free = append(r.free, c)
+}
 
+// finish stops the worker loops, waits for them, and returns the run's
+// outcome (re-raising a panic).
+func (r *mapRun[In, Out]) finish(ctx context.Context) error {
 	close(r.todo)
 	r.mu.Lock()
 	r.finished = true
+	if r.loops == 0 {
+		close(r.stopped)
+	}
 	r.mu.Unlock()
-	unblock := caller.Block()
-	r.wg.Wait()
-	unblock()
+	Recv(context.Background(), r.caller, r.stopped, 0) //nolint:errcheck // cannot fail; loops end once todo is closed
 	if r.panicked != nil {
 		panic(r.panicked)
 	}
 	var me *MapError[In]
 	switch {
-	case fail != nil:
-		me = &MapError[In]{Failed: fail}
-	case result != nil:
-		return result
-	case ctx.Err() != nil && !(exhausted && emitted == pulled):
+	case r.fail != nil:
+		me = &MapError[In]{Failed: r.fail}
+	case r.result != nil:
+		return r.result
+	case ctx.Err() != nil && !(r.exhausted && r.emitted == r.pulled):
 		me = &MapError[In]{Cause: context.Cause(ctx)}
 	default:
 		return nil
 	}
 	sort.Slice(r.cancelled, func(a, b int) bool { return r.cancelled[a].Index < r.cancelled[b].Index })
-	me.Cancelled, me.Done, me.NotStarted = r.cancelled, emitted, notStarted
+	me.Cancelled, me.Done, me.NotStarted = r.cancelled, r.emitted, r.notStarted
 	return me
 }
 
-// loop is one worker loop: a pool task that runs chunks until todo closes.
+// loop is one worker loop: a task that runs chunks until todo closes.
 func (r *mapRun[In, Out]) loop(_ context.Context, w *Worker) {
 	r.mu.Lock()
 	if r.finished {
@@ -504,16 +537,25 @@ func (r *mapRun[In, Out]) loop(_ context.Context, w *Worker) {
 	lctx, lcancel := context.WithCancelCause(r.ctx)
 	slot.cancel = lcancel
 	r.slots = append(r.slots, slot)
-	r.wg.Add(1)
-	if r.active.Add(1) == 1 {
-		close(r.started)
-	}
+	r.loops++
 	r.mu.Unlock()
-	defer r.wg.Done()
-	defer lcancel(nil)
+	defer func() {
+		lcancel(nil)
+		r.mu.Lock()
+		if r.loops--; r.loops == 0 && r.finished {
+			close(r.stopped)
+		}
+		r.mu.Unlock()
+	}()
 
 	fn, stop := r.start(lctx, w)
-	for c := range r.todo {
+	for {
+		// The caller closes todo once every chunk is back, cancelled or
+		// not, so this wait needs no context.
+		c, ok, _ := Recv(context.Background(), w, r.todo, 0)
+		if !ok {
+			break
+		}
 		r.process(lctx, slot, fn, c)
 		r.done <- c // never blocks: done has room for every chunk out
 	}
@@ -662,64 +704,5 @@ func (r *mapRun[In, Out]) stopAt(i int) {
 		if s.cur.Load() > lim {
 			s.cancel(errStopped)
 		}
-	}
-}
-
-// runInline runs every item on the calling goroutine, in input order.
-func (m *Mapper[In, Out]) runInline(ctx context.Context, w *Worker, next func() (In, bool, error), emit func(i int, item In, v Out, err error) error) error {
-	if w == nil {
-		w = &Worker{}
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	fn, stop := m.Start(ctx, w)
-	if stop != nil {
-		defer stop()
-	}
-	var zero Out
-	var tcause *TimeoutError
-	if m.Timeout > 0 {
-		tcause = &TimeoutError{Timeout: m.Timeout}
-	}
-	done := 0
-	cdone := ctx.Done()
-	for i := 0; ; i++ {
-		select {
-		case <-cdone:
-			return &MapError[In]{Cause: context.Cause(ctx), Done: done}
-		default:
-		}
-		x, ok, err := next()
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return nil
-		}
-		var v Out
-		if tcause != nil {
-			ictx, icancel := context.WithTimeoutCause(ctx, m.Timeout, tcause)
-			v, err = fn(ictx, i, x)
-			if context.Cause(ictx) == tcause {
-				err = &TimeoutError{Timeout: m.Timeout, Err: err}
-			}
-			icancel()
-		} else {
-			v, err = fn(ctx, i, x)
-		}
-		if err != nil {
-			if _, timedOut := err.(*TimeoutError); !timedOut && ctx.Err() != nil {
-				return &MapError[In]{Cause: context.Cause(ctx), Done: done,
-					Cancelled: []MapItem[In]{{Index: i, Value: x, Err: err}}}
-			}
-			if !m.KeepGoing {
-				return &MapError[In]{Failed: &MapItem[In]{Index: i, Value: x, Err: err}, Done: done}
-			}
-			v = zero
-		}
-		if err := emit(i, x, v, err); err != nil {
-			return err
-		}
-		done++
 	}
 }

@@ -51,7 +51,7 @@ func collect(t *testing.T, m *engine.Mapper[int, int], ex engine.Executor, n int
 	t.Helper()
 	next, _ := counter(n)
 	out := []int{}
-	err := m.Run(bg, ex, next, func(i, item, v int, err error) error {
+	err := m.Run(bg, ex, nil, next, func(i, item, v int, err error) error {
 		if err != nil {
 			out = append(out, -1-i)
 			return nil
@@ -95,7 +95,7 @@ func TestMapperPullsOnCallingGoroutine(t *testing.T) {
 		return n, n <= 5000, nil
 	}
 	var emitted int
-	err := mapper(3, square).Run(bg, p, next, func(i, item, v int, err error) error {
+	err := mapper(3, square).Run(bg, p, nil, next, func(i, item, v int, err error) error {
 		assert.Equal(t, me, goid(), "emit must run on the goroutine that calls Run")
 		assert.Equal(t, emitted, i)
 		assert.Equal(t, item*item, v)
@@ -121,7 +121,7 @@ func TestMapperBoundedWindow(t *testing.T) {
 		ahead = max(ahead, pulled-emitted)
 		return pulled, true, nil
 	}
-	err := m.Run(bg, p, next, func(int, int, int, error) error { emitted++; return nil })
+	err := m.Run(bg, p, nil, next, func(int, int, int, error) error { emitted++; return nil })
 	require.NoError(t, err)
 	assert.Equal(t, 200_000, emitted)
 	assert.LessOrEqual(t, ahead, m.Chunk*m.Window)
@@ -145,7 +145,7 @@ func TestMapperWorkerLoops(t *testing.T) {
 		},
 	}
 	next, _ := counter(10_000)
-	require.NoError(t, m.Run(bg, p, next, func(int, int, int, error) error { return nil }))
+	require.NoError(t, m.Run(bg, p, nil, next, func(int, int, int, error) error { return nil }))
 	assert.Equal(t, int64(10_000), items.Load())
 	assert.Equal(t, starts.Load(), stops.Load())
 	assert.LessOrEqual(t, starts.Load(), int64(3))
@@ -176,7 +176,7 @@ func TestMapperFirstErrorInInputOrder(t *testing.T) {
 			m.Chunk = 1
 			next, _ := counter(1000)
 			var emitted []int
-			err := m.Run(bg, ec.newEx(t), next, func(i, _, _ int, _ error) error {
+			err := m.Run(bg, ec.newEx(t), nil, next, func(i, _, _ int, _ error) error {
 				emitted = append(emitted, i)
 				return nil
 			})
@@ -211,7 +211,7 @@ func TestMapperStopCancelsRunning(t *testing.T) {
 			m.Ordered = ordered
 			m.Chunk = 1
 			next, _ := counter(4)
-			err := m.Run(bg, p, next, func(int, int, int, error) error { return nil })
+			err := m.Run(bg, p, nil, next, func(int, int, int, error) error { return nil })
 			var me *engine.MapError[int]
 			require.ErrorAs(t, err, &me)
 			require.NotNil(t, me.Failed)
@@ -243,15 +243,12 @@ func TestMapperKeepGoing(t *testing.T) {
 }
 
 func TestMapperTimeout(t *testing.T) {
-	for _, inline := range []bool{false, true} {
-		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) {
+	for _, serial := range []bool{false, true} {
+		t.Run(fmt.Sprintf("serial=%v", serial), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				var ex engine.Executor = engine.Inline{}
-				if !inline {
-					p := engine.NewPool(engine.PoolOptions{})
-					defer p.Close()
-					ex = p
-				}
+				p := engine.NewPool(engine.PoolOptions{Serial: serial})
+				defer p.Close()
+				ex := p
 				m := mapper(2, func(ctx context.Context, i, x int) (int, error) {
 					if x == 1 {
 						<-ctx.Done() // only the deadline ends it
@@ -265,7 +262,7 @@ func TestMapperTimeout(t *testing.T) {
 				var errs []error
 				var vals []int
 				next, _ := counter(3)
-				err := m.Run(bg, ex, next, func(i, _, v int, err error) error {
+				err := m.Run(bg, ex, nil, next, func(i, _, v int, err error) error {
 					vals = append(vals, v)
 					errs = append(errs, err)
 					return nil
@@ -277,7 +274,7 @@ func TestMapperTimeout(t *testing.T) {
 				require.ErrorAs(t, errs[1], &te)
 				assert.Equal(t, 5*time.Second, te.Timeout)
 				assert.ErrorIs(t, errs[1], engine.ErrTimeout)
-				assert.EqualError(t, errs[1], "timed out after 5s")
+				assert.EqualError(t, errs[1], "engine: timed out after 5s")
 				assert.NoError(t, errs[2])
 			})
 		})
@@ -306,7 +303,7 @@ func TestMapperCancel(t *testing.T) {
 		cancel(interrupted)
 	}()
 	next, pulled := counter(1_000_000)
-	err := m.Run(ctx, p, next, func(int, int, int, error) error { return nil })
+	err := m.Run(ctx, p, nil, next, func(int, int, int, error) error { return nil })
 	var me *engine.MapError[int]
 	require.ErrorAs(t, err, &me)
 	assert.Nil(t, me.Failed)
@@ -315,10 +312,11 @@ func TestMapperCancel(t *testing.T) {
 	assert.Equal(t, int64(2), started.Load(), "nothing starts after the context ends")
 	assert.Equal(t, pulled()-2, me.NotStarted)
 	assert.Less(t, pulled(), 1000, "the source is read lazily")
-	assert.Contains(t, err.Error(), "cancelled: interrupted; running items cancelled: ")
+	assert.Contains(t, err.Error(), "engine: cancelled: interrupted; running items cancelled: ")
 }
 
-func TestMapperInlineCancel(t *testing.T) {
+func TestMapperSerialCancel(t *testing.T) {
+	p := newPool(t, engine.PoolOptions{Serial: true})
 	ctx, cancel := context.WithCancelCause(bg)
 	m := mapper(1, func(ctx context.Context, i, x int) (int, error) {
 		if i == 3 {
@@ -328,13 +326,19 @@ func TestMapperInlineCancel(t *testing.T) {
 		return x, nil
 	})
 	next, pulled := counter(10)
-	err := m.Run(ctx, engine.Inline{}, next, func(int, int, int, error) error { return nil })
+	w := p.Enter()
+	defer w.Leave()
+	err := m.Run(ctx, p, w, next, func(int, int, int, error) error { return nil })
 	var me *engine.MapError[int]
 	require.ErrorAs(t, err, &me)
-	assert.Equal(t, 3, me.Done)
+	// The caller fills the window before it waits; the loop then runs items
+	// 0-3 before the caller holds the baton again, and by then the run is
+	// cancelled: nothing is emitted. The same every time.
+	assert.Equal(t, 0, me.Done)
 	require.Len(t, me.Cancelled, 1)
 	assert.Equal(t, 3, me.Cancelled[0].Index)
-	assert.Equal(t, 4, pulled())
+	assert.Equal(t, 10, pulled())
+	assert.Equal(t, 6, me.NotStarted)
 }
 
 func TestMapperSourceAndEmitErrors(t *testing.T) {
@@ -349,13 +353,13 @@ func TestMapperSourceAndEmitErrors(t *testing.T) {
 				n++
 				return n, true, nil
 			}
-			err := mapper(2, square).Run(bg, ec.newEx(t), next, func(int, int, int, error) error { return nil })
+			err := mapper(2, square).Run(bg, ec.newEx(t), nil, next, func(int, int, int, error) error { return nil })
 			assert.ErrorIs(t, err, bad)
 
 			full := errors.New("full")
 			next2, _ := counter(10_000)
 			emits := 0
-			err = mapper(2, square).Run(bg, ec.newEx(t), next2, func(int, int, int, error) error {
+			err = mapper(2, square).Run(bg, ec.newEx(t), nil, next2, func(int, int, int, error) error {
 				if emits++; emits == 100 {
 					return full
 				}
@@ -378,15 +382,13 @@ func TestMapperPanic(t *testing.T) {
 			})
 			next, _ := counter(100)
 			r := recoverPanic(func() {
-				m.Run(bg, ec.newEx(t), next, func(int, int, int, error) error { return nil }) //nolint:errcheck
+				m.Run(bg, ec.newEx(t), nil, next, func(int, int, int, error) error { return nil }) //nolint:errcheck
 			})
 			require.NotNil(t, r)
-			if pe, ok := r.(*engine.PanicError); ok {
-				assert.Equal(t, "seven", pe.Value)
-				assert.Contains(t, string(pe.Stack), "mapper_test.go")
-			} else {
-				assert.Equal(t, "seven", r) // inline: the panic itself
-			}
+			require.IsType(t, (*engine.PanicError)(nil), r)
+			pe := r.(*engine.PanicError)
+			assert.Equal(t, "seven", pe.Value)
+			assert.Contains(t, string(pe.Stack), "mapper_test.go")
 		})
 	}
 }
@@ -394,26 +396,50 @@ func TestMapperPanic(t *testing.T) {
 // TestMapperNestedCappedPool: every worker of a pool capped at two
 // goroutines runs an outer item that maps over inner items on the same
 // pool. No inner worker loop can ever start; the waiting callers run the
-// inner items themselves.
+// inner items themselves. In both modes, and whether the test goroutine
+// takes part or not.
 func TestMapperNestedCappedPool(t *testing.T) {
-	p := newPool(t, engine.PoolOptions{Limit: 2, Max: 2})
-	outer := &engine.Mapper[int, int]{
-		Workers: 2,
-		Ordered: true,
-		Start: func(_ context.Context, w *engine.Worker) (engine.MapFunc[int, int], func()) {
-			return func(ctx context.Context, i, x int) (int, error) {
-				inner := mapper(2, square)
-				inner.Caller = w
-				next, _ := counter(x)
-				sum := 0
-				err := inner.Run(ctx, p, next, func(_, _, v int, _ error) error { sum += v; return nil })
-				return sum, err
-			}, nil
-		},
+	for _, tt := range []struct {
+		name  string
+		opts  engine.PoolOptions
+		enter bool
+	}{
+		{"Parallel", engine.PoolOptions{Limit: 2, Max: 2}, false},
+		{"ParallelEntered", engine.PoolOptions{Limit: 2, Max: 2}, true},
+		{"Serial", engine.PoolOptions{Serial: true, Max: 2}, false},
+		{"SerialEntered", engine.PoolOptions{Serial: true, Max: 2}, true},
+		{"SerialMax1", engine.PoolOptions{Serial: true, Max: 1}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPool(t, tt.opts)
+			var w *engine.Worker
+			if tt.enter {
+				w = p.Enter()
+				defer w.Leave()
+			}
+			outer := &engine.Mapper[int, int]{
+				Workers: 2,
+				Ordered: true,
+				Start: func(_ context.Context, w *engine.Worker) (engine.MapFunc[int, int], func()) {
+					return func(ctx context.Context, i, x int) (int, error) {
+						inner := mapper(2, square)
+						next, _ := counter(x)
+						sum := 0
+						err := inner.Run(ctx, p, w, next, func(_, _, v int, _ error) error { sum += v; return nil })
+						return sum, err
+					}, nil
+				},
+			}
+			next, _ := counter(6)
+			var got []int
+			err := outer.Run(bg, p, w, next, func(_, _, v int, err error) error {
+				got = append(got, v)
+				return err
+			})
+			require.NoError(t, err)
+			assert.Equal(t, []int{0, 0, 1, 5, 14, 30}, got)
+		})
 	}
-	got, err := collect(t, outer, p, 5)
-	require.NoError(t, err)
-	assert.Equal(t, []int{0, 0, 1, 5, 14}, got)
 }
 
 func TestMapError(t *testing.T) {
@@ -421,8 +447,8 @@ func TestMapError(t *testing.T) {
 		Failed: &engine.MapItem[string]{Index: 2, Value: "c", Err: errors.New("boom")},
 		Done:   2,
 	}
-	assert.EqualError(t, e, "item 2 failed: boom; 2 done, 0 not started")
-	assert.True(t, strings.HasPrefix((&engine.MapError[int]{Cause: context.Canceled}).Error(), "cancelled: context canceled"))
+	assert.EqualError(t, e, "engine: item 2 failed: boom; 2 done, 0 not started")
+	assert.True(t, strings.HasPrefix((&engine.MapError[int]{Cause: context.Canceled}).Error(), "engine: cancelled: context canceled"))
 }
 
 func ExampleMapper() {
@@ -448,7 +474,7 @@ func ExampleMapper() {
 			}, nil
 		},
 	}
-	err := m.Run(context.Background(), p, next, func(i int, word string, n int, err error) error {
+	err := m.Run(context.Background(), p, nil, next, func(i int, word string, n int, err error) error {
 		fmt.Print(n, " ")
 		return nil
 	})

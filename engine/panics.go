@@ -14,7 +14,7 @@ type PanicError struct {
 }
 
 func (p *PanicError) Error() string {
-	return fmt.Sprintf("panic in task: %v\n\ntask goroutine stack:\n%s", p.Value, p.Stack)
+	return fmt.Sprintf("engine: panic in task: %v\n\ntask goroutine stack:\n%s", p.Value, p.Stack)
 }
 
 // Unwrap returns the panic value if it is an error.

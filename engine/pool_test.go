@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -38,7 +39,7 @@ func TestPoolReusesWorkers(t *testing.T) {
 	}{
 		{"Limit1", 1, 1, 1000},
 		{"Limit4", 4, 4, 10000},
-		{"DefaultLimit", 0, 128, 10000},
+		{"DefaultLimit", 0, 4 * runtime.GOMAXPROCS(0), 10000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,12 +147,11 @@ func TestPoolLimitQueuesTasks(t *testing.T) {
 	}
 }
 
-// TestPoolBlockNoStarvation is the point of Worker.Block: tasks that wait do
-// not count against Limit, so far more tasks than Limit can all be waiting at
-// once. Each task blocks until every task has started; without Block
-// accounting only Limit of them would ever start and the test would
-// deadlock.
-func TestPoolBlockNoStarvation(t *testing.T) {
+// TestPoolWaitNoStarvation: tasks that wait through Recv do not count
+// against Limit, so far more tasks than Limit can all be waiting at once.
+// Each task waits until every task has started; without that accounting
+// only Limit of them would ever start and the test would deadlock.
+func TestPoolWaitNoStarvation(t *testing.T) {
 	tests := []struct {
 		name         string
 		limit, tasks int
@@ -171,14 +171,17 @@ func TestPoolBlockNoStarvation(t *testing.T) {
 			for range tt.tasks {
 				require.NoError(t, p.Go(bg, func(_ context.Context, w *engine.Worker) {
 					defer done.Done()
-					unblock := w.Block()
-					defer unblock()
 					allBlocked.Done()
-					<-release
+					_, _, err := engine.Recv(bg, w, release, 0)
+					assert.NoError(t, err)
 				}))
 			}
 			allBlocked.Wait() // every task is running at once
-			workers, blocked := p.Stats()
+			var workers, blocked int
+			for blocked < tt.tasks { // the last ones may still be on their way into Recv
+				runtime.Gosched()
+				workers, blocked = p.Stats()
+			}
 			assert.Equal(t, tt.tasks, workers)
 			assert.Equal(t, tt.tasks, blocked)
 
@@ -192,10 +195,10 @@ func TestPoolBlockNoStarvation(t *testing.T) {
 	}
 }
 
-// TestPoolBlockStartsQueuedTask checks the other way Block frees a slot: a
+// TestPoolWaitStartsQueuedTask checks the other way waiting frees a slot: a
 // task already queued behind a running one starts as soon as the running
-// one blocks.
-func TestPoolBlockStartsQueuedTask(t *testing.T) {
+// one waits.
+func TestPoolWaitStartsQueuedTask(t *testing.T) {
 	p := engine.NewPool(engine.PoolOptions{Limit: 1})
 	defer p.Close()
 
@@ -207,9 +210,8 @@ func TestPoolBlockStartsQueuedTask(t *testing.T) {
 		defer close(aDone)
 		close(aRunning)
 		<-aMayBlock
-		unblock := w.Block()
-		<-bDone // would deadlock if B could not start while A waits
-		unblock()
+		_, _, err := engine.Recv(bg, w, bDone, 0) // would deadlock if B could not start while A waits
+		assert.NoError(t, err)
 	}))
 	<-aRunning
 	require.NoError(t, p.Go(bg, func(context.Context, *engine.Worker) { close(bDone) }))
@@ -247,18 +249,21 @@ func TestPoolMaxCapsGoroutines(t *testing.T) {
 					running.enter()
 					defer running.exit()
 					started.Add(1)
-					unblock := w.Block()
-					defer unblock()
 					blockedCh <- struct{}{}
-					<-release
+					_, _, err := engine.Recv(bg, w, release, 0)
+					assert.NoError(t, err)
 				}))
 			}
 			for range tt.max {
 				<-blockedCh
 			}
-			// Every worker is blocked, which would let more start, but Max
-			// is a hard cap on goroutines.
-			workers, blocked := p.Stats()
+			// Every worker waits, which would let more start, but Max is a
+			// hard cap on goroutines.
+			var workers, blocked int
+			for blocked < tt.max {
+				runtime.Gosched()
+				workers, blocked = p.Stats()
+			}
 			assert.Equal(t, tt.max, workers)
 			assert.Equal(t, tt.max, blocked)
 			assert.Equal(t, int64(tt.max), started.Load())
@@ -352,7 +357,7 @@ func TestPoolInitExit(t *testing.T) {
 		name   string
 		limit  int
 		tasks  int
-		block  bool // tasks Block, so Limit does not cap the workers
+		block  bool // tasks wait through Recv, so Limit does not cap the workers
 		wantWk int
 	}{
 		{"ThreeWorkers", 3, 3, false, 3},
@@ -368,6 +373,7 @@ func TestPoolInitExit(t *testing.T) {
 			var (
 				mu      sync.Mutex
 				workers = map[int]*worker{}
+				idLocal engine.Local[int]
 			)
 			p := engine.NewPool(engine.PoolOptions{
 				Limit: tt.limit,
@@ -381,7 +387,7 @@ func TestPoolInitExit(t *testing.T) {
 					}
 					wk.goroutine = goid()
 					wk.inits++
-					w.Local = w.ID * 100
+					idLocal.Set(w, w.ID*100)
 				},
 				Exit: func(w *engine.Worker) {
 					mu.Lock()
@@ -392,7 +398,7 @@ func TestPoolInitExit(t *testing.T) {
 						return
 					}
 					assert.Equal(t, wk.goroutine, goid(), "Exit runs on the worker goroutine")
-					assert.Equal(t, w.ID*100, w.Local)
+					assert.Equal(t, w.ID*100, idLocal.Get(w))
 					wk.exits++
 				},
 			})
@@ -410,12 +416,14 @@ func TestPoolInitExit(t *testing.T) {
 						assert.Equal(t, wk.goroutine, goid(), "tasks run on the worker goroutine")
 						wk.tasks++
 					}
-					assert.Equal(t, w.ID*100, w.Local, "Local set by Init")
+					assert.Equal(t, w.ID*100, idLocal.Get(w), "Local set by Init")
 					mu.Unlock()
-					if tt.block {
-						defer w.Block()()
-					}
 					arrived.Done()
+					if tt.block {
+						_, _, err := engine.Recv(bg, w, release, 0)
+						assert.NoError(t, err)
+						return
+					}
 					<-release
 				}))
 			}
@@ -456,36 +464,7 @@ func TestPoolTaskGetsSubmitContext(t *testing.T) {
 	assert.Equal(t, "v", <-got)
 }
 
-func TestInline(t *testing.T) {
-	tests := []struct {
-		name   string
-		worker *engine.Worker
-		wantID int
-	}{
-		{"NilWorker", nil, 0},
-		{"WithWorker", &engine.Worker{Local: "local"}, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			in := engine.Inline{Worker: tt.worker}
-			me := goid()
-			var order []int
-			for i := range 3 {
-				err := in.Go(bg, func(_ context.Context, w *engine.Worker) {
-					assert.Same(t, tt.worker, w)
-					assert.Equal(t, me, goid(), "Inline runs on the caller's goroutine")
-					w.Block()() // a no-op for an inline worker
-					order = append(order, i)
-				})
-				require.NoError(t, err)
-				assert.Len(t, order, i+1, "Go returns after the task")
-			}
-			assert.Equal(t, []int{0, 1, 2}, order)
-		})
-	}
-}
-
-// TestPoolUnblockedWorkerRespectsLimit: a worker that comes back from Block
+// TestPoolUnblockedWorkerRespectsLimit: a worker that comes back from a wait
 // while the pool is full (it was replaced when it blocked) must not take more
 // queued work once its task ends; that would leave more than Limit tasks
 // running. It retires instead and the queue waits for a slot.
@@ -498,14 +477,16 @@ func TestPoolUnblockedWorkerRespectsLimit(t *testing.T) {
 	aDone := make(chan struct{})
 	require.NoError(t, p.Go(bg, func(_ context.Context, w *engine.Worker) {
 		defer close(aDone)
-		unblock := w.Block()
 		close(aBlocked)
-		<-aGo
-		unblock()
+		_, _, err := engine.Recv(bg, w, aGo, 0)
+		assert.NoError(t, err)
 	}))
 	<-aBlocked
+	for _, blocked := p.Stats(); blocked == 0; _, blocked = p.Stats() {
+		runtime.Gosched() // A is on its way into Recv
+	}
 
-	// A is blocked, so B gets a new worker.
+	// A waits, so B gets a new worker.
 	bStarted, bGo := make(chan struct{}), make(chan struct{})
 	require.NoError(t, p.Go(bg, func(context.Context, *engine.Worker) {
 		close(bStarted)

@@ -48,10 +48,10 @@ var ErrStreamClosed = errors.New("engine: send on closed stream")
 // [Stream.Release], which makes pending and later Sends fail promptly.
 //
 // Any number of goroutines may Send, Close and Release; Recv and Release
-// belong to the one consumer goroutine. Blocking calls take a context and a
-// *[Worker] (nil is fine): the worker is marked blocked ([Worker.Block])
-// only while the call actually waits. The zero Stream is not usable; call
-// [NewStream].
+// belong to the one consumer goroutine. Blocking calls take a context and
+// the caller's *[Worker] (nil is fine) and wait through [Recv], so a
+// serial [Pool] hands on its baton there. The zero Stream is not usable;
+// call [NewStream].
 type Stream[T any] struct {
 	capacity uint64
 
@@ -93,8 +93,8 @@ func (s *Stream[T]) Capacity() int { return int(s.capacity) }
 // Send sends v and waits until at most Capacity sent items have not been
 // received (see [Stream]). It fails with the consumer's error after
 // [Stream.Release], with [ErrStreamClosed] after [Stream.Close], and with
-// ctx's cause if ctx ends first (v may then still be received). While it
-// waits, w is marked blocked.
+// ctx's cause if ctx ends first (v may then still be received). It waits
+// through [Recv] with w.
 func (s *Stream[T]) Send(ctx context.Context, w *Worker, v T) error {
 	s.mu.Lock()
 	if err := s.refusal(); err != nil {
@@ -185,7 +185,7 @@ func (s *Stream[T]) await(ctx context.Context, w *Worker, seq uint64) error {
 			return nil
 		}
 		s.mu.Unlock()
-		if err := waitChan(ctx, w, ch); err != nil {
+		if _, _, err := Recv(ctx, w, ch, 0); err != nil {
 			return err
 		}
 		s.mu.Lock()
@@ -205,8 +205,8 @@ func (s *Stream[T]) wakeSendersLocked() {
 // Recv returns the next item and true; or, at the end of the stream, false
 // and the error given to [Stream.Close] (nil for a normal end); or false
 // and ctx's cause if ctx ends while it waits. It returns items already
-// queued without looking at ctx. While it waits, w is marked blocked. Only
-// the consumer goroutine may call Recv.
+// queued without looking at ctx. It waits through [Recv] with w. Only the
+// consumer goroutine may call Recv.
 func (s *Stream[T]) Recv(ctx context.Context, w *Worker) (v T, ok bool, err error) {
 	if s.head < len(s.local) {
 		return s.pop(), true, nil
@@ -253,7 +253,7 @@ func (s *Stream[T]) recvSlow(ctx context.Context, w *Worker) (v T, ok bool, err 
 		default:
 			s.recvWait = true
 			s.mu.Unlock()
-			werr := waitChan(ctx, w, s.recvSig)
+			_, _, werr := Recv(ctx, w, s.recvSig, 0)
 			s.mu.Lock()
 			if werr != nil && len(s.q) == 0 {
 				s.recvWait = false
@@ -312,21 +312,4 @@ func (s *Stream[T]) Released() (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.released, s.releaseEr
-}
-
-// waitChan waits for ch or ctx, marking w blocked meanwhile.
-func waitChan(ctx context.Context, w *Worker, ch <-chan struct{}) error {
-	select {
-	case <-ch:
-		return nil
-	default:
-	}
-	unblock := w.Block()
-	defer unblock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }
