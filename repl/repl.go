@@ -165,6 +165,7 @@ func (s *Session) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.state = s.in.NewRun(sctx, "")
 	s.th = s.state.NewThread("repl")
+	s.state.Leave(s.th) // rejoined for each entry: see run
 	s.mu.Unlock()
 	defer func() {
 		for _, c := range s.cancels {
@@ -248,6 +249,7 @@ func (s *Session) run(filename string, src []byte, show bool) {
 			fmt.Fprintf(s.errw, "panic: %v\n\n%s\n", p, debug.Stack())
 			s.mu.Lock()
 			s.th = s.state.NewThread("repl")
+			s.state.Leave(s.th)
 			s.mu.Unlock()
 		}
 	}()
@@ -255,7 +257,14 @@ func (s *Session) run(filename string, src []byte, show bool) {
 	th, globals := s.th, s.globals
 	s.mu.Unlock()
 	th.Steps = 0 // each entry has the whole --max-steps budget
-	g, v, err := execChunk(ctx, s.state, th, filename, src, globals)
+	// The session's thread takes part in the interpreter's pool only while
+	// an entry runs: in sequential mode, background work goes on while the
+	// prompt waits for input.
+	s.state.Rejoin(th)
+	g, v, err := func() (starlark.StringDict, starlark.Value, error) {
+		defer s.state.Leave(th) // even on a panic
+		return execChunk(ctx, s.state, th, filename, src, globals)
+	}()
 	s.mu.Lock()
 	s.globals = g
 	s.mu.Unlock()

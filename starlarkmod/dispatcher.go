@@ -331,41 +331,31 @@ func dispatcherSend(th *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		d.run.pipelines().addDispatcher(d)
 	}
 	m := delivery{sender: sender, message: message, handlers: handlers, n: d.sent.Add(1), task: stateOf(th).nextChild()}
-	if err := d.q.Post(d.run.bgContext(th), in.executor(th), m); err != nil {
+	if err := d.q.Post(d.run.bgContext(th), in.pool, m); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	return starlark.None, nil
 }
 
 // deliver is the drain of d's queue: it calls the handlers of a batch of
-// messages on w's thread (the sender's own thread in sequential mode).
-// It returns how many messages it delivered: if ctx ends, it stops, and
-// the messages it did not start stay queued (the one it was delivering when
-// ctx ended counts as delivered: its handler was interrupted).
+// messages on w's thread. It returns how many messages it delivered: if
+// ctx ends, it stops, and the messages it did not start stay queued (the
+// one it was delivering when ctx ended counts as delivered: its handler was
+// interrupted).
 func (d *dispatcherValue) deliver(ctx context.Context, w *engine.Worker, batch []delivery) (n int) {
-	th := w.Local.(*starlark.Thread)
+	th := workerThread.Get(w)
 	rec := d.run.record("dispatcher", fmt.Sprintf("%s: delivering %d messages", d.name, len(batch)))
 	prev := d.delivering.Swap(th)
 	defer d.delivering.Store(prev)
-	if w.ID == 0 { // inline: th is the sender's thread, busy in send
-		ts := stateOf(th)
-		saved := ts.taskState
-		ts.inline++ // handlers are tasks: the same rules as on a worker
-		n = d.deliverAll(ctx, th, false, batch)
-		ts.inline--
-		ts.taskState = saved
-	} else {
-		n, _ = withContext(ctx, th, func() (int, error) {
-			return d.deliverAll(ctx, th, true, batch), nil
-		})
-	}
+	n, _ = withContext(ctx, th, func() (int, error) {
+		return d.deliverAll(ctx, th, batch), nil
+	})
 	rec.finish(ctx.Err())
 	return n
 }
 
-func (d *dispatcherValue) deliverAll(ctx context.Context, th *starlark.Thread, ownThread bool, batch []delivery) int {
+func (d *dispatcherValue) deliverAll(ctx context.Context, th *starlark.Thread, batch []delivery) int {
 	ts := stateOf(th)
-	depth := th.CallStackDepth() // inline: the sender's frames, not the handler's
 	for i, m := range batch {
 		if ctx.Err() != nil {
 			return i // interrupted: the rest stays queued
@@ -376,14 +366,11 @@ func (d *dispatcherValue) deliverAll(ctx context.Context, th *starlark.Thread, o
 			}
 			// Handler k of a message is task k+1 under the send that queued it.
 			ts.setTask(d.run, taskRef{m.task.parent, m.task.n, k + 1})
-			if ownThread {
-				th.Steps = 0
-			}
+			th.Steps = 0
 			if _, err := starlark.Call(th, h, starlark.Tuple{m.sender}, nil); err != nil {
 				if ctx.Err() != nil {
 					return i + 1
 				}
-				err = ownFrames(err, depth)
 				name := h.String()
 				if c, ok := h.(starlark.Callable); ok {
 					name = c.Name()
@@ -391,7 +378,7 @@ func (d *dispatcherValue) deliverAll(ctx context.Context, th *starlark.Thread, o
 				d.in.report(fmt.Sprintf("%s: handler %s(%s) for message %s failed:\n%s",
 					d.name, name, shortArgs(starlark.Tuple{m.sender}, nil), m.message, indent(errText(err))))
 				d.run.failed(fmt.Sprintf("%s: handler %s for message %s failed (reported above)", d.name, name, m.message))
-				uncancelInline(th) // an iterator's failure must not fail the next handler
+				uncancelTask(th) // an iterator's failure must not fail the next handler
 			}
 		}
 	}
@@ -416,9 +403,7 @@ func dispatcherWait(th *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		ctx, cancel = context.WithTimeoutCause(ctx, t.d, engine.ErrTimeout)
 		defer cancel()
 	}
-	unblock := block(th)
-	defer unblock()
-	if err := d.q.Wait(ctx); err != nil {
+	if err := d.q.Wait(ctx, workerOf(th)); err != nil {
 		if errors.Is(err, engine.ErrTimeout) {
 			return nil, fmt.Errorf("%s: timed out after %s with %d messages not handled", b.Name(), t.d.Round(time.Millisecond), d.q.Pending())
 		}

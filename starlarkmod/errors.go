@@ -64,3 +64,21 @@ func (e *TaskError) Error() string {
 }
 
 func (e *TaskError) Unwrap() error { return e.Err }
+
+// causeError is an error of the engine as a script author reads it: without
+// the "engine: " that names a Go package (a per-item timeout reads "timed
+// out after 50ms"). It wraps the error, so errors.Is and errors.As still
+// see it.
+type causeError struct{ err error }
+
+func (e causeError) Error() string { return strings.TrimPrefix(e.err.Error(), "engine: ") }
+func (e causeError) Unwrap() error { return e.err }
+
+// scriptCause returns err ready to be shown to a script author (see
+// causeError); nil stays nil.
+func scriptCause(err error) error {
+	if err == nil || !strings.HasPrefix(err.Error(), "engine: ") {
+		return err
+	}
+	return causeError{err}
+}

@@ -66,7 +66,7 @@ func (f *Future) desc() string { return f.about.String() }
 
 func (f *Future) String() string {
 	state := "pending"
-	if _, err, ok := f.f.Peek(); ok {
+	if _, ok, err := f.f.Peek(); ok {
 		switch {
 		case f.f.Cancelled():
 			state = "cancelled"
@@ -145,14 +145,12 @@ func (t *timeoutArg) Unpack(v starlark.Value) error {
 // without overflow.
 const maxSeconds = float64(math.MaxInt64 / int64(time.Second))
 
-// await waits on th for f, marking th's worker as blocked meanwhile.
+// await waits on th for f (see workerOf), watching th's context.
 func (f *Future) await(th *starlark.Thread, timeout time.Duration) (starlark.Value, error) {
-	if v, err, ok := f.f.Peek(); ok {
+	if v, ok, err := f.f.Peek(); ok {
 		return v, err
 	}
-	unblock := block(th)
-	defer unblock()
-	return f.f.Wait(contextOf(th), timeout)
+	return f.f.Wait(contextOf(th), workerOf(th), timeout)
 }
 
 // outcome waits for f and returns its value or an error fit to be returned
@@ -234,11 +232,20 @@ func futureException(th *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 	return starlark.String(errText(err)), nil
 }
 
-func futureDone(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func futureDone(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
 		return nil, err
 	}
-	return starlark.Bool(b.Receiver().(*Future).f.IsDone()), nil
+	f := b.Receiver().(*Future)
+	if !f.f.IsDone() {
+		// A loop that polls done() must make progress in sequential mode
+		// too: not done yet, let the tasks that are ready run first (in
+		// parallel mode this returns at once).
+		if err := workerOf(th).Sleep(contextOf(th), 0); err != nil {
+			return nil, fmt.Errorf("%s: %w", b.Name(), scriptCause(err))
+		}
+	}
+	return starlark.Bool(f.f.IsDone()), nil
 }
 
 func futureCancel(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

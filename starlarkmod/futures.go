@@ -61,11 +61,11 @@ func startFuture(th *starlark.Thread, fn starlark.Callable, op string, args star
 	call := &futureCall{fn: fn, args: args, kwargs: kwargs, pos: callerPosition(th)}
 	rec := r.recordOf(op, call)
 	key := stateOf(th).nextChild()
-	f := engine.Go(r.bgContext(th), in.executor(th), func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+	f := engine.Go(r.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		return r.runTask(ctx, w, key, fn, args, kwargs)
 	})
 	f.OnDone(func() {
-		_, err, _ := f.Peek()
+		_, _, err := f.Peek()
 		rec.finish(err)
 	})
 	fut := newFutureOf(f, fn.Name(), call)
@@ -148,12 +148,11 @@ func waitAll(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwar
 	}
 	ctx, cancel := deadline(th, t)
 	defer cancel()
-	unblock := block(th)
-	defer unblock()
+	w := workerOf(th)
 	results := make([]starlark.Value, len(fs))
 	var first error
 	for i, f := range fs {
-		v, err := f.f.Result(ctx)
+		v, err := f.f.Result(ctx, w)
 		f.lookedAt()
 		if err != nil && ctx.Err() != nil && !f.f.IsDone() {
 			if context.Cause(ctx) == engine.ErrTimeout {
@@ -261,25 +260,23 @@ func (it *completedIterator) Next(p *starlark.Value) bool {
 		return true
 	default:
 	}
-	unblock := block(c.th)
-	defer unblock()
-	ctx := contextOf(c.th)
-	var timeout <-chan time.Time
+	var wait time.Duration
 	if !it.deadline.IsZero() {
-		t := time.NewTimer(time.Until(it.deadline))
-		defer t.Stop()
-		timeout = t.C
+		if wait = time.Until(it.deadline); wait <= 0 {
+			wait = 1 // the deadline has passed: look once more, then give up
+		}
 	}
-	select {
-	case f := <-c.ch:
+	f, _, err := recvOn(c.th, c.ch, wait)
+	switch {
+	case err == nil:
 		it.left--
 		f.observed.Store(true)
 		*p = f
 		return true
-	case <-timeout:
+	case err == engine.ErrTimeout:
 		c.th.Cancel(fmt.Sprintf("%s: timed out after %s with %d of %d futures not done", c.op, c.timeout, it.left, c.n))
-	case <-ctx.Done():
-		c.th.Cancel(fmt.Sprintf("%s: %v", c.op, context.Cause(ctx)))
+	default:
+		c.th.Cancel(fmt.Sprintf("%s: %v", c.op, err))
 	}
 	return false
 }

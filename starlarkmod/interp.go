@@ -95,14 +95,15 @@ func New(opts Options) *Interpreter {
 		in.seed = time.Now().UnixNano()
 	}
 	in.pool = engine.NewPool(engine.PoolOptions{
-		Limit: opts.Limit,
-		Max:   opts.MaxWorkers,
+		Limit:  opts.Limit,
+		Max:    opts.MaxWorkers,
+		Serial: opts.Sequential,
 		Init: func(w *engine.Worker) {
-			th := in.newThread(fmt.Sprintf("worker-%d", w.ID), w)
-			w.Local = th
+			th := in.newThread(fmt.Sprintf("worker-%d", w.ID), w, true)
+			workerThread.Set(w, th)
 		},
 		Exit: func(w *engine.Worker) {
-			th := w.Local.(*starlark.Thread)
+			th := workerThread.Get(w)
 			stateOf(th).unbind(th)
 		},
 	})
@@ -146,8 +147,8 @@ func (lw *lineWriter) line(s string) {
 // goroutine.
 type threadState struct {
 	in     *Interpreter
-	worker *engine.Worker // nil on a main thread
-	inline int            // depth of tasks run inline on this thread (sequential mode)
+	worker *engine.Worker // the goroutine's place in the pool: every wait goes through it
+	pooled bool           // a pool worker's thread, which runs tasks (else a main thread)
 
 	// The running task (see taskState).
 	taskState
@@ -172,6 +173,11 @@ type taskState struct {
 // setTask makes the thread run the task ref of run r (between tasks).
 func (ts *threadState) setTask(r *Run, ref taskRef) {
 	ts.taskState = taskState{run: r, task: ref}
+}
+
+// setTaskID is setTask for a task whose identity is already made.
+func (ts *threadState) setTaskID(r *Run, id *taskID) {
+	ts.taskState = taskState{run: r, id: id}
 }
 
 // taskID returns the identity of the running task.
@@ -240,12 +246,18 @@ const (
 	localState   = "semisync.thread"
 )
 
-func (in *Interpreter) newThread(name string, w *engine.Worker) *starlark.Thread {
+// workerThread is the Starlark thread of each pool worker.
+var workerThread engine.Local[*starlark.Thread]
+
+// newThread returns a thread for the goroutine of w: a pool worker's
+// (pooled), or a goroutine that entered the pool to run script code (a
+// run's main thread).
+func (in *Interpreter) newThread(name string, w *engine.Worker, pooled bool) *starlark.Thread {
 	th := &starlark.Thread{
 		Name:  name,
 		Print: func(_ *starlark.Thread, msg string) { in.out.line(msg) },
 	}
-	if w == nil {
+	if !pooled {
 		th.Load = func(th *starlark.Thread, module string) (starlark.StringDict, error) {
 			return runOf(th).load(th, module)
 		}
@@ -254,7 +266,7 @@ func (in *Interpreter) newThread(name string, w *engine.Worker) *starlark.Thread
 			return nil, errors.New("load is only allowed at the top level of a file")
 		}
 	}
-	ts := &threadState{in: in, worker: w}
+	ts := &threadState{in: in, worker: w, pooled: pooled}
 	th.SetLocal(localState, ts)
 	random.SetSource(th, ts)
 	th.SetLocal(localContext, context.Background())
@@ -280,27 +292,35 @@ func contextOf(th *starlark.Thread) context.Context {
 	return context.Background()
 }
 
-// isWorker reports whether th is running a task: it is a worker thread,
-// or a task runs inline on it (sequential mode), so that both modes apply
-// the same rules.
+// isWorker reports whether th is running a task (it is a pool worker's
+// thread), as opposed to a run's main thread.
 func isWorker(th *starlark.Thread) bool {
 	ts := stateOf(th)
-	return ts != nil && (ts.worker != nil || ts.inline > 0)
+	return ts != nil && ts.pooled
 }
 
-// block marks th's worker as waiting; call the result when the wait ends.
-func block(th *starlark.Thread) func() {
+// workerOf returns the pool worker of th's goroutine, through which every
+// wait goes (engine.Recv, Worker.Sleep): a waiting thread then lets others
+// compute, and in sequential mode hands on the baton. It is nil for a
+// thread no interpreter made.
+func workerOf(th *starlark.Thread) *engine.Worker {
 	if ts := stateOf(th); ts != nil {
-		return ts.worker.Block()
+		return ts.worker
 	}
-	return func() {}
+	return nil
+}
+
+// recvOn receives from ch on th's goroutine (see workerOf), watching th's
+// context and giving up after timeout (if positive) with engine.ErrTimeout.
+func recvOn[T any](th *starlark.Thread, ch <-chan T, timeout time.Duration) (T, bool, error) {
+	return engine.Recv(contextOf(th), workerOf(th), ch, timeout)
 }
 
 // withContext runs f on th (a thread owned by the calling goroutine) with
 // ctx as its context: cancelling ctx cancels th's Starlark code. The thread's
 // previous context and cancellation state are restored afterwards.
 func withContext[T any](ctx context.Context, th *starlark.Thread, f func() (T, error)) (T, error) {
-	if ts := stateOf(th); ts != nil && ts.worker != nil {
+	if ts := stateOf(th); ts != nil && ts.pooled {
 		ts.bind(th, ctx) // a worker's thread stays bound until its next task
 		return f()
 	}
@@ -328,55 +348,19 @@ func withContext[T any](ctx context.Context, th *starlark.Thread, f func() (T, e
 
 func cancelReason(ctx context.Context) string {
 	if err := context.Cause(ctx); err != nil {
-		return err.Error()
+		return scriptCause(err).Error()
 	}
 	return "cancelled"
 }
 
-// executor returns where work started from th runs: th itself in
-// sequential mode, else the worker pool.
-func (in *Interpreter) executor(th *starlark.Thread) engine.Executor {
-	if in.opts.Sequential {
-		return engine.Inline{Worker: &engine.Worker{Local: th}}
-	}
-	return in.pool
-}
-
-// runTask calls fn(args, kwargs) as the task named task on worker w, with
-// ctx. On a pool worker it owns w's thread for the call: it sets the
-// context, resets the step budget and the random generator. Inline (the
-// worker's thread is the caller's), it just calls fn. The result is readied
-// to cross back (prepareResult); if it cannot cross, that is the error.
+// runTask calls fn(args, kwargs) as the task named task of run r on pool
+// worker w, with ctx. It owns w's thread for the call: it sets the run,
+// the task's identity (and so its random generator), the context and the
+// step budget. The result is readied to cross back (prepareResult); if it
+// cannot cross, that is the error.
 func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn starlark.Callable, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	th := w.Local.(*starlark.Thread)
+	th := workerThread.Get(w)
 	ts := stateOf(th)
-	if w.ID == 0 { // inline: the caller's own thread; only the task identity changes
-		saved := ts.taskState
-		ts.setTask(r, task)
-		ts.inline++
-		depth := th.CallStackDepth()
-		v, err := starlark.Call(th, fn, args, kwargs)
-		ts.inline--
-		// A failure the task reported by cancelling the thread (an iterator's
-		// only way) is the task's error, returned above; it must not cancel
-		// the caller's next step too. A cancelled context still does.
-		if contextOf(th).Err() == nil {
-			th.Uncancel()
-		}
-		// Show the task's own frames only, as a worker's traceback would.
-		if ee, ok := err.(*starlark.EvalError); ok && len(ee.CallStack) > depth {
-			trimmed := *ee
-			trimmed.CallStack = ee.CallStack[depth:]
-			err = &trimmed
-		}
-		ts.taskState = saved
-		if err == nil {
-			if err = r.in.prepareResult(v); err != nil {
-				v = nil
-			}
-		}
-		return v, err
-	}
 	ts.setTask(r, task)
 	th.Steps = 0
 	ts.bind(th, ctx)
@@ -410,6 +394,7 @@ func (r *Run) ExecFile(path string) (starlark.StringDict, error) {
 	globals, err := withContext(r.ctx, th, func() (starlark.StringDict, error) {
 		return r.execModule(th, path, src)
 	})
+	r.Leave(th)
 	werr := r.Wait(r.ctx)
 	if err == nil {
 		err = werr
@@ -434,15 +419,28 @@ func (in *Interpreter) NewRun(ctx context.Context, root string) *Run {
 // NewThread returns a new thread of the run for running script code on the
 // calling goroutine (the REPL, an embedder's own calls), with the run's
 // context as its context. It is the run's main thread: the tasks it starts
-// are numbered from those of the run's earlier main threads.
+// are numbered from those of the run's earlier main threads. The calling
+// goroutine joins the interpreter's pool to run it (in sequential mode it
+// waits for its turn); call [Run.Leave] when it stops running code on th,
+// at least for a while (a REPL waiting for input), and [Run.Rejoin] before
+// it runs code on th again.
 func (r *Run) NewThread(name string) *starlark.Thread {
-	th := r.in.newThread(name, nil)
+	th := r.in.newThread(name, r.in.pool.Enter(), false)
 	th.SetLocal(localContext, r.ctx)
 	ts := stateOf(th)
 	ts.run = r
 	ts.id = r.main
 	return th
 }
+
+// Leave tells the run that the calling goroutine stops running code on th,
+// a thread from [Run.NewThread], for now or for good: in sequential mode,
+// the run's tasks then go on without it.
+func (r *Run) Leave(th *starlark.Thread) { workerOf(th).Leave() }
+
+// Rejoin undoes [Run.Leave] before the calling goroutine runs code on th
+// again (in sequential mode it waits for its turn).
+func (r *Run) Rejoin(th *starlark.Thread) { workerOf(th).Rejoin() }
 
 // Interpreter returns the interpreter the run belongs to.
 func (r *Run) Interpreter() *Interpreter { return r.in }
@@ -493,7 +491,8 @@ func Parse(opts *syntax.FileOptions, filename string, src []byte) (*syntax.File,
 // begin(_future=True)) runs under ctx, so it keeps running after
 // ExecSyntax returns until ctx is cancelled. th's previous context and
 // cancellation state are restored when it ends. It returns the globals the
-// file bound. Unlike a script run by ExecFile, the globals are not frozen
+// file bound. In sequential mode, the work it started runs before it
+// returns, until that work waits or ends. Unlike a script run by ExecFile, the globals are not frozen
 // when it ends: later code of the same session may still change them.
 // This is the hook the REPL runs each entry through.
 func (r *Run) ExecSyntax(ctx context.Context, th *starlark.Thread, f *syntax.File, env starlark.StringDict) (starlark.StringDict, error) {
@@ -504,7 +503,14 @@ func (r *Run) ExecSyntax(ctx context.Context, th *starlark.Thread, f *syntax.Fil
 	r.in.cross.Add(prog, crossing.Analyze(f))
 	defer r.in.cross.Finish(prog)
 	return withContext(ctx, th, func() (starlark.StringDict, error) {
-		return prog.Init(th, env)
+		g, err := prog.Init(th, env)
+		// In sequential mode, the work the code started runs now, until it
+		// waits or ends, while ctx still applies: a REPL entry that starts a
+		// busy future is then interrupted by Ctrl-C like one that runs the
+		// loop itself (Python's concert runs it at the call, with DISABLE).
+		// In parallel mode it returns at once.
+		workerOf(th).Sleep(ctx, 0) //nolint:errcheck // ctx's end is the code's business
+		return g, err
 	})
 }
 

@@ -181,15 +181,11 @@ func jobRun(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwarg
 	if err := in.prepare(th, b.Name(), false, j.fn, j.args); err != nil {
 		return nil, err
 	}
-	caller := ts.worker
-	if caller == nil {
-		caller = &engine.Worker{Local: th}
-	}
 	r := jobRunner{
 		in: in, rn: rn, j: j, op: b.Name(), where: scriptPos(th), id: ts.nextChild().id(),
 		background: isWorker(th), bar: !isWorker(th),
 	}
-	return r.run(contextOf(th), th, in.executor(th), caller)
+	return r.run(contextOf(th), th)
 }
 
 func jobStart(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -213,17 +209,13 @@ func (j *jobValue) start(th *starlark.Thread, op string) (starlark.Value, error)
 	}
 	r := jobRunner{in: in, rn: rn, j: j, op: op, where: scriptPos(th), id: stateOf(th).nextChild().id(), background: true}
 	desc := fmt.Sprintf("job %s started at %s", j.fn.Name(), r.where)
-	var fut *engine.Future[starlark.Value]
-	if in.opts.Sequential {
-		fut = engine.Resolved(r.run(contextOf(th), th, in.executor(th), &engine.Worker{Local: th}))
-	} else {
-		fut = engine.Go(rn.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
-			wth := w.Local.(*starlark.Thread)
-			return withContext(ctx, wth, func() (starlark.Value, error) {
-				return r.run(ctx, wth, in.pool, w)
-			})
+	fut := engine.Go(rn.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+		wth := workerThread.Get(w)
+		stateOf(wth).setTaskID(rn, r.id)
+		return withContext(ctx, wth, func() (starlark.Value, error) {
+			return r.run(ctx, wth)
 		})
-	}
+	})
 	f := newFuture(fut, op, desc)
 	rn.track(f)
 	return f, nil
@@ -243,7 +235,8 @@ type jobRunner struct {
 
 // run maps the job's function over its items on ex; th is the calling
 // thread, which pulls the items, and caller its worker.
-func (r *jobRunner) run(ctx context.Context, th *starlark.Thread, ex engine.Executor, caller *engine.Worker) (_ starlark.Value, err error) {
+func (r *jobRunner) run(ctx context.Context, th *starlark.Thread) (_ starlark.Value, err error) {
+	caller := workerOf(th)
 	j := r.j
 	rec := r.rn.record("job", fmt.Sprintf("%s over %s items, run at %s", j.fn.Name(), j.items.Type(), r.where))
 	defer func() { rec.finish(err) }()
@@ -266,8 +259,7 @@ func (r *jobRunner) run(ctx context.Context, th *starlark.Thread, ex engine.Exec
 		Ordered:   j.ordered,
 		KeepGoing: j.suppress,
 		Timeout:   j.timeout,
-		Caller:    caller,
-		Start:     r.startWorker(caller, isInline(ex)),
+		Start:     r.startWorker(caller),
 	}
 	pulled := 0
 	next := func() (starlark.Value, bool, error) {
@@ -293,7 +285,7 @@ func (r *jobRunner) run(ctx context.Context, th *starlark.Thread, ex engine.Exec
 		bar.add()
 		return nil
 	}
-	err = m.Run(ctx, ex, next, emit)
+	err = m.Run(ctx, r.in.pool, caller, next, emit)
 	bar.finish(err == nil)
 	if err != nil {
 		return nil, r.explain(err, total)
@@ -302,11 +294,6 @@ func (r *jobRunner) run(ctx context.Context, th *starlark.Thread, ex engine.Exec
 		return starlark.None, nil
 	}
 	return starlark.NewList(results), nil
-}
-
-func isInline(ex engine.Executor) bool {
-	_, ok := ex.(engine.Inline)
-	return ok
 }
 
 // prepareItem freezes an item (and checks the functions it holds) before
@@ -322,17 +309,17 @@ func (r *jobRunner) prepareItem(x starlark.Value) error {
 // startWorker returns the engine.Mapper Start hook: it binds the worker's
 // thread to the loop's context once, and returns the per-item call, which
 // only sets the item's task identity (for random) and calls the function.
-func (r *jobRunner) startWorker(caller *engine.Worker, inline bool) func(ctx context.Context, w *engine.Worker) (engine.MapFunc[starlark.Value, starlark.Value], func()) {
+func (r *jobRunner) startWorker(caller *engine.Worker) func(ctx context.Context, w *engine.Worker) (engine.MapFunc[starlark.Value, starlark.Value], func()) {
 	fn, extra, timeout := r.j.fn, r.j.args, r.j.timeout > 0
 	return func(ctx context.Context, w *engine.Worker) (engine.MapFunc[starlark.Value, starlark.Value], func()) {
-		th := w.Local.(*starlark.Thread)
-		fresh := w == caller || inline
+		th := workerThread.Get(w)
+		fresh := w == caller
 		if fresh {
-			// The calling goroutine runs the items: in sequential mode, or
-			// because no worker loop could start (see engine.Mapper). They
-			// get a thread of their own, so that they see what they would
-			// see on a worker, tracebacks included.
-			th = r.in.newThread(th.Name+"/job", w)
+			// The calling goroutine runs the items because no worker loop
+			// could start (the pool is at its hard cap: see engine.Mapper).
+			// They get a thread of their own, so that they see what they
+			// would see on a worker, tracebacks included.
+			th = r.in.newThread(fmt.Sprintf("job-helper-%d", w.ID), w, true)
 		}
 		ts := stateOf(th)
 		saved := ts.taskState

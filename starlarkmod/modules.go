@@ -253,17 +253,10 @@ var sleepBuiltin = starlark.NewBuiltin("sleep", func(th *starlark.Thread, b *sta
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), context.Cause(ctx))
 	}
-	if f == 0 {
-		return starlark.None, nil
+	// sleep(0) lets the other threads go first, as in Python (in
+	// sequential mode, every task that is ready runs before it returns).
+	if err := workerOf(th).Sleep(ctx, time.Duration(f*float64(time.Second))); err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), scriptCause(err))
 	}
-	unblock := block(th)
-	defer unblock()
-	t := time.NewTimer(time.Duration(f * float64(time.Second)))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return starlark.None, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("%s: %w", b.Name(), context.Cause(ctx))
-	}
+	return starlark.None, nil
 })

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"strings"
 	"sync"
 
 	"go.starlark.net/starlark"
+
+	"github.com/semisync/semisync/engine"
 )
 
 // Pipelines, after concert's coroutines (concert.helpers):
@@ -125,7 +126,9 @@ type pipelines struct {
 // first use.
 func (r *Run) pipelines() *pipelines {
 	p := &r.pipes
-	p.once.Do(func() { r.onWait(func(ctx context.Context) error { return p.settle(ctx, r) }) })
+	p.once.Do(func() {
+		r.onWait(func(ctx context.Context, w *engine.Worker) error { return p.settle(ctx, w, r) })
+	})
 	return p
 }
 
@@ -166,61 +169,30 @@ func (p *pipelines) addDispatcher(d *dispatcherValue) {
 // settle runs each time a run waits for its background work (the end of
 // a script): it delivers pending messages until none is left. Consumers
 // nobody closed are closed by Run.Wait, once nothing else can feed them.
-func (p *pipelines) settle(ctx context.Context, r *Run) error {
-	in := r.in
+func (p *pipelines) settle(ctx context.Context, w *engine.Worker, r *Run) error {
 	for {
-		// Once the session is interrupted, start nothing new (DESIGN.md,
-		// section 2): drop undelivered messages, fail unrun consumers.
-		interrupted := context.Cause(r.ctx)
+		// Once the run is interrupted, start nothing new (DESIGN.md,
+		// section 2): undelivered messages are dropped.
+		if context.Cause(r.ctx) != nil {
+			return nil
+		}
 		busy := false
 		p.mu.Lock()
 		ds := append([]*dispatcherValue(nil), p.dispatchers...)
 		p.mu.Unlock()
 		for _, d := range ds {
-			if d.q.Pending() == 0 || interrupted != nil {
+			if d.q.Pending() == 0 {
 				continue
 			}
 			busy = true
 			// A drain stops when its context ends (an interrupted REPL
 			// entry): deliver what it left under ours.
-			th := in.newThread("exit", nil) // runs the handlers in sequential mode
-			if _, err := withContext(ctx, th, func() (struct{}, error) {
-				return struct{}{}, d.q.Resume(ctx, in.executor(th))
-			}); err != nil {
+			if err := d.q.Resume(ctx, r.in.pool); err != nil {
 				return err
 			}
-			if err := d.q.Wait(ctx); err != nil {
+			if err := d.q.Wait(ctx, w); err != nil {
 				return err
 			}
-		}
-		p.mu.Lock()
-		open := make([]*coroutine, 0, len(p.open))
-		for c := range p.open {
-			open = append(open, c)
-		}
-		p.mu.Unlock()
-		sort.Slice(open, func(i, j int) bool { return open[i].seq < open[j].seq })
-		if interrupted != nil && in.opts.Sequential {
-			for _, c := range open {
-				c.abort(nil, fmt.Errorf("not run: %w", interrupted))
-			}
-			return nil
-		}
-		if in.opts.Sequential && len(open) > 0 {
-			// All are closed before any runs: one asking another for its
-			// result then sees the end of its inbox, as in parallel mode.
-			for _, c := range open {
-				c.markClosed("the end of the script")
-			}
-			th := in.newThread("exit", nil)
-			withContext(ctx, th, func() (struct{}, error) { //nolint:errcheck // failures are the consumers' results
-				for _, c := range open {
-					if !c.ran {
-						c.runInline(th, true)
-					}
-				}
-				return struct{}{}, nil
-			})
 		}
 		if !busy {
 			return nil
@@ -450,13 +422,8 @@ func inject(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwarg
 	if in == nil {
 		return nil, fmt.Errorf("%s: needs a semisync interpreter", b.Name())
 	}
-	if st, ok := src.(*stream); ok && !in.opts.Sequential && !st.frozen.Load() {
+	if st, ok := src.(*stream); ok {
 		return st.spliceInto(th, b.Name(), c)
-	}
-	if co, ok := c.(*coroutine); ok && co.inbox == nil {
-		if v, err, ok := co.pullFrom(th, b.Name(), src); ok {
-			return v, err
-		}
 	}
 	var err error
 	if pureIterable(src) {

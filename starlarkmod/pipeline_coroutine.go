@@ -70,30 +70,25 @@ func (cf *coroutineFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, 
 	p.mu.Unlock()
 	c.rec = r.record("coroutine", c.desc)
 
-	var ef *engine.Future[starlark.Value]
-	if in.opts.Sequential {
-		ef, c.resolve = engine.NewPromise[starlark.Value]()
-	} else {
-		c.inbox = engine.NewStream[starlark.Value](cf.buffer)
-		ef = engine.Go(r.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
-			ib := &inbox{c: c, ctx: ctx, w: w, owner: w.Local.(*starlark.Thread)}
-			c.running.Store(ib.owner)
-			defer c.running.Store(nil)
-			defer ib.dead.Store(true)
-			return r.runTask(ctx, w, c.key, c.fn, append(starlark.Tuple{ib}, c.args...), c.kwargs)
-		})
-		ef.OnDone(func() {
-			// On the consumer's goroutine (or, if the task never ran, on the
-			// one that found out): nothing more will be received.
-			_, err, _ := ef.Peek()
-			if err == nil {
-				c.inbox.Release(errFinished)
-			} else {
-				c.inbox.Release(err)
-			}
-			c.rec.finish(err)
-		})
-	}
+	c.inbox = engine.NewStream[starlark.Value](cf.buffer)
+	ef := engine.Go(r.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+		ib := &inbox{c: c, ctx: ctx, w: w, owner: workerThread.Get(w)}
+		c.running.Store(ib.owner)
+		defer c.running.Store(nil)
+		defer ib.dead.Store(true)
+		return r.runTask(ctx, w, c.key, c.fn, append(starlark.Tuple{ib}, c.args...), c.kwargs)
+	})
+	ef.OnDone(func() {
+		// On the consumer's goroutine (or, if the task never ran, on the
+		// one that found out): nothing more will be received.
+		_, _, err := ef.Peek()
+		if err == nil {
+			c.inbox.Release(errFinished)
+		} else {
+			c.inbox.Release(err)
+		}
+		c.rec.finish(err)
+	})
 	c.fut = newFuture(ef, "coroutine", c.desc)
 	c.fut.consumer = c
 	r.track(c.fut)
@@ -117,18 +112,13 @@ type coroutine struct {
 	kwargs []starlark.Tuple
 	key    taskRef
 
-	inbox   *engine.Stream[starlark.Value]  // parallel mode
+	inbox   *engine.Stream[starlark.Value]
 	running atomic.Pointer[starlark.Thread] // the thread running the function
 
 	mu       sync.Mutex
 	closed   bool   // guarded by mu; isClosed reads it without
 	closedAt string // guarded by mu
 	closing  atomic.Bool
-
-	// Sequential mode: what was sent, and whether the function ran.
-	resolve func(starlark.Value, error) bool
-	buf     []starlark.Value
-	ran     bool
 }
 
 var (
@@ -155,18 +145,7 @@ func (c *coroutine) Attr(name string) (starlark.Value, error) {
 }
 func (c *coroutine) AttrNames() []string { return sortedKeys(consumerMethods) }
 
-// workerOf returns the worker running th, or nil.
-func workerOf(th *starlark.Thread) *engine.Worker {
-	if ts := stateOf(th); ts != nil {
-		return ts.worker
-	}
-	return nil
-}
-
 func (c *coroutine) put(th *starlark.Thread, op string, x starlark.Value) error {
-	if c.inbox == nil {
-		return c.putInline(op, x)
-	}
 	if c.running.Load() == th {
 		return fmt.Errorf("%s: %s cannot send to itself: it would wait for itself forever", op, c.desc)
 	}
@@ -177,14 +156,6 @@ func (c *coroutine) put(th *starlark.Thread, op string, x starlark.Value) error 
 }
 
 func (c *coroutine) putBatch(th *starlark.Thread, op string, xs []starlark.Value) error {
-	if c.inbox == nil {
-		for _, x := range xs {
-			if err := c.putInline(op, x); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	if c.running.Load() == th {
 		return fmt.Errorf("%s: %s cannot send to itself: it would wait for itself forever", op, c.desc)
 	}
@@ -203,7 +174,7 @@ func (c *coroutine) refusal(op string) error {
 	c.mu.Lock()
 	where := c.closedAt
 	c.mu.Unlock()
-	if _, err, done := c.fut.f.Peek(); done && err != nil {
+	if _, done, err := c.fut.f.Peek(); done && err != nil {
 		c.fut.observed.Store(true)
 		return c.fut.wrap(op, err)
 	}
@@ -230,17 +201,11 @@ func (c *coroutine) close(th *starlark.Thread) {
 	c.closeAt(th, callerPos(th))
 }
 
-// closeAt closes the consumer; where says where, for later errors. In
-// sequential mode its function runs now, on th, unless it has run.
+// closeAt closes the consumer; where says where, for later errors.
 func (c *coroutine) closeAt(th *starlark.Thread, where string) {
-	if !c.markClosed(where) {
-		return
-	}
-	if c.inbox != nil {
+	if c.markClosed(where) {
 		c.inbox.Close(nil)
-		return
 	}
-	c.runInline(th, true)
 }
 
 // markClosed records that the consumer is closed; it reports whether it
@@ -260,32 +225,16 @@ func (c *coroutine) markClosed(where string) bool {
 
 func (c *coroutine) abort(th *starlark.Thread, err error) {
 	c.mu.Lock()
-	wasClosed := c.closed
 	c.closed, c.closedAt = true, "an abort ("+err.Error()+")"
 	c.closing.Store(true)
 	c.mu.Unlock()
 	c.run.pipelines().removeOpen(c)
 	c.fut.observed.Store(true)
-	if c.inbox != nil {
-		c.inbox.Close(err)
-		return
-	}
-	if !c.ran && !wasClosed {
-		c.ran = true
-		c.buf = nil
-		c.resolve(nil, err)
-		c.rec.finish(err)
-	}
+	c.inbox.Close(err)
 }
 
 func (c *coroutine) result(th *starlark.Thread, op string, t timeoutArg) (starlark.Value, error) {
 	defer c.fut.lookedAt()
-	if c.inbox == nil && !c.ran {
-		c.mu.Lock()
-		closed := c.closed
-		c.mu.Unlock()
-		c.runInline(th, closed)
-	}
 	v, err := c.fut.await(th, t.d)
 	if err != nil {
 		return nil, c.fut.wrap(op, err)
@@ -293,76 +242,12 @@ func (c *coroutine) result(th *starlark.Thread, op string, t timeoutArg) (starla
 	return v, nil
 }
 
-// putInline is put in sequential mode: the item waits in a buffer until
-// the function runs.
-func (c *coroutine) putInline(op string, x starlark.Value) error {
-	if err := c.refusal(op); err != nil {
-		return err
-	}
-	if c.ran {
-		if _, err, _ := c.fut.f.Peek(); err != nil {
-			c.fut.observed.Store(true)
-			return c.fut.wrap(op, err)
-		}
-		return errFinished
-	}
-	c.buf = append(c.buf, x)
-	return nil
-}
-
-// runInline runs the function in sequential mode, on th, over the items
-// sent so far. If closed is false (result() before close()), an inbox
-// that runs dry is an error: nothing could ever be sent to it.
-func (c *coroutine) runInline(th *starlark.Thread, closed bool) {
-	if c.ran {
-		return
-	}
-	c.runWith(th, &inlineInbox{c: c, th: th, closed: closed})
-}
-
-func (c *coroutine) runWith(th *starlark.Thread, ib *inlineInbox) {
-	c.ran = true
-	depth := th.CallStackDepth()
-	v, err := c.run.runTask(contextOf(th), &engine.Worker{Local: th}, c.key, c.fn, append(starlark.Tuple{ib}, c.args...), c.kwargs)
-	ib.dead = true
-	c.buf = nil
-	uncancelInline(th)
-	err = ownFrames(err, depth)
-	c.resolve(v, err)
-	c.rec.finish(err)
-}
-
-// pullFrom is inject in sequential mode, for a coroutine that has not run:
-// its function runs now, on th, and its inbox takes the items sent so far,
-// then pulls the source's items one at a time, as it asks for them. So a
-// consumer that returns early ends the injection, even from an endless
-// source, as in parallel mode. ok is false if the coroutine was closed.
-func (c *coroutine) pullFrom(th *starlark.Thread, op string, src starlark.Iterable) (v starlark.Value, err error, ok bool) {
-	if c.ran || c.refusal(op) != nil {
-		return nil, nil, false
-	}
-	c.markClosed(callerPos(th))
-	it := src.Iterate()
-	ib := &inlineInbox{c: c, th: th, closed: true, src: it, op: op}
-	c.runWith(th, ib)
-	it.Done()
-	if ib.srcErr != nil {
-		c.fut.observed.Store(true)
-		var te *TaskError
-		if errors.As(ib.srcErr, &te) && te == ib.srcErr {
-			return nil, ib.srcErr, true
-		}
-		return nil, fmt.Errorf("%s: %w", op, ib.srcErr), true
-	}
-	v, err = c.result(th, op, timeoutArg{})
-	return v, err, true
-}
-
-// uncancelInline clears a cancellation that an iterator (which cannot
-// return an error) left on th while running work inline whose error is
-// kept as a value rather than returned, unless th's context is really
-// done. A step limit still applies: it is checked before every step.
-func uncancelInline(th *starlark.Thread) {
+// uncancelTask clears a cancellation that an iterator (which cannot return
+// an error) left on th, a worker's thread, while it ran a task whose error
+// was reported (a dispatcher handler), so that it does not fail the next
+// one, unless th's context is really done. A step limit still applies: it
+// is checked before every step.
+func uncancelTask(th *starlark.Thread) {
 	if contextOf(th).Err() == nil {
 		th.Uncancel()
 	}
@@ -429,86 +314,3 @@ func (it inboxIterator) nextErr(p *starlark.Value) (bool, error) {
 }
 
 func (it inboxIterator) Done() {}
-
-// inlineInbox is the inbox in sequential mode: the buffered items.
-type inlineInbox struct {
-	c      *coroutine
-	th     *starlark.Thread
-	closed bool
-	next   int
-	dead   bool
-
-	// inject in sequential mode: where more items come from (see pullFrom).
-	src    starlark.Iterator
-	op     string
-	srcErr error
-}
-
-var (
-	_ starlark.Iterable = (*inlineInbox)(nil)
-	_ Crosser           = (*inlineInbox)(nil)
-)
-
-func (ib *inlineInbox) String() string        { return "<inbox of " + ib.c.desc + ">" }
-func (ib *inlineInbox) Type() string          { return "inbox" }
-func (ib *inlineInbox) Freeze()               {}
-func (ib *inlineInbox) Truth() starlark.Bool  { return true }
-func (ib *inlineInbox) Hash() (uint32, error) { return hashPointer(ib), nil }
-
-func (ib *inlineInbox) Cross(func(starlark.Value) error) error {
-	return fmt.Errorf("the inbox of %s cannot be passed to another thread; iterate it in the coroutine's own function", ib.c.desc)
-}
-
-func (ib *inlineInbox) Iterate() starlark.Iterator { return inlineInboxIterator{ib} }
-
-type inlineInboxIterator struct{ ib *inlineInbox }
-
-func (it inlineInboxIterator) Next(p *starlark.Value) bool {
-	ok, err := it.nextErr(p)
-	if err != nil {
-		it.ib.th.Cancel(err.Error())
-	}
-	return ok
-}
-
-func (it inlineInboxIterator) nextErr(p *starlark.Value) (bool, error) {
-	ib := it.ib
-	if ib.dead {
-		return false, nil
-	}
-	if ib.next < len(ib.c.buf) {
-		*p = ib.c.buf[ib.next]
-		ib.c.buf[ib.next] = nil
-		ib.next++
-		return true, nil
-	}
-	if ib.src != nil {
-		var x starlark.Value
-		var ok bool
-		var err error
-		if eit, is := ib.src.(errIterator); is {
-			ok, err = eit.nextErr(&x)
-		} else {
-			ok = ib.src.Next(&x)
-		}
-		if err == nil && ok {
-			err = prepareItem(ib.c.in, ib.op, x)
-		}
-		if err != nil {
-			ib.srcErr, ib.src = err, nil
-			return false, fmt.Errorf("%s: the source failed", ib.op)
-		}
-		if !ok {
-			ib.src = nil
-			return false, nil
-		}
-		*p = x
-		return true, nil
-	}
-	if !ib.closed {
-		return false, fmt.Errorf("inbox of %s: the function waits for more items, but in sequential mode a coroutine runs only when it is closed or asked for its result, so none can come; close it before asking for its result", ib.c.desc)
-	}
-	return false, nil
-}
-
-func (it inlineInboxIterator) Done() {}

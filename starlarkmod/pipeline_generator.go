@@ -72,10 +72,9 @@ func (g *generatorFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, k
 // It belongs to the thread that created it (owner): iteration blocks that
 // thread, and failures cancel it (an iterator cannot return an error).
 // Crossing refuses to let a stream reach another thread (Cross), a task's
-// result included. A stream can still be frozen with the globals of a
-// module that has finished (a loaded module's global): a frozen stream is
-// iterated "detached", without touching any thread's state: it waits under
-// the session's context and reports failures on stderr.
+// result included, so only its owner can iterate it (a stream that is a
+// global of a loaded module was made by the same thread: load runs on the
+// loading thread).
 type stream struct {
 	g      *generatorFunc
 	in     *Interpreter
@@ -86,7 +85,6 @@ type stream struct {
 	desc   string
 	key    taskRef
 	used   atomic.Bool
-	frozen atomic.Bool
 }
 
 var (
@@ -96,7 +94,7 @@ var (
 
 func (s *stream) String() string        { return "<stream " + s.desc + ">" }
 func (s *stream) Type() string          { return "stream" }
-func (s *stream) Freeze()               { s.frozen.Store(true) }
+func (s *stream) Freeze()               {}
 func (s *stream) Truth() starlark.Bool  { return true }
 func (s *stream) Hash() (uint32, error) { return hashPointer(s), nil }
 
@@ -105,38 +103,23 @@ func (s *stream) Cross(func(starlark.Value) error) error {
 		s.desc, s.g.fn.Name(), s.g.fn.Name())
 }
 
-// fail reports err to the consumer: by cancelling its thread, or on stderr
-// if the stream is detached (th is nil).
-func (s *stream) fail(th *starlark.Thread, err error) {
-	if th != nil {
-		th.Cancel(err.Error())
-		return
-	}
-	s.in.report(errText(err))
-}
+// fail reports err to the consumer, the owner, by cancelling its thread
+// (an iterator cannot return an error; see PITFALLS.md).
+func (s *stream) fail(err error) { s.owner.Cancel(err.Error()) }
 
 // Iterate has no thread parameter to check its caller against the owner:
 // the crossing refusal (Cross) is the guard that keeps a stream on the
 // thread that made it.
 func (s *stream) Iterate() starlark.Iterator {
-	var th *starlark.Thread // the consuming thread; nil when detached
-	ctx := s.run.ctx
-	var w *engine.Worker
-	if !s.frozen.Load() {
-		th, ctx, w = s.owner, contextOf(s.owner), workerOf(s.owner)
-	}
 	if s.used.Swap(true) {
-		s.fail(th, fmt.Errorf("stream %s was already iterated; a stream can be iterated only once (call %s again for a new one)", s.desc, s.g.fn.Name()))
+		s.fail(fmt.Errorf("stream %s was already iterated; a stream can be iterated only once (call %s again for a new one)", s.desc, s.g.fn.Name()))
 		return emptyIterator{}
 	}
-	if s.in.opts.Sequential {
-		return s.runInline(ctx, th)
-	}
-	return s.start(ctx, w, th)
+	return s.start(contextOf(s.owner), workerOf(s.owner))
 }
 
 // start runs the producer on a worker, feeding an engine.Stream.
-func (s *stream) start(ctx context.Context, w *engine.Worker, th *starlark.Thread) starlark.Iterator {
+func (s *stream) start(ctx context.Context, w *engine.Worker) starlark.Iterator {
 	in := s.in
 	pctx, cancel := context.WithCancelCause(ctx)
 	st := engine.NewStream[starlark.Value](s.g.buffer)
@@ -145,12 +128,12 @@ func (s *stream) start(ctx context.Context, w *engine.Worker, th *starlark.Threa
 	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
 	ef := engine.Go(pctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		em.ctx, em.w = ctx, w
-		em.owner.Store(w.Local.(*starlark.Thread))
+		em.owner.Store(workerThread.Get(w))
 		defer em.done.Store(true)
 		return s.run.runTask(ctx, w, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
 	})
 	ef.OnDone(func() {
-		_, err, _ := ef.Peek()
+		_, _, err := ef.Peek()
 		if released, _ := st.Released(); released {
 			err = nil // stopped by its consumer: not a failure
 		}
@@ -161,7 +144,7 @@ func (s *stream) start(ctx context.Context, w *engine.Worker, th *starlark.Threa
 		}
 		rec.finish(err)
 	})
-	return &streamIterator{s: s, st: st, ctx: ctx, w: w, th: th, cancel: cancel, fut: ef}
+	return &streamIterator{s: s, st: st, ctx: ctx, w: w, cancel: cancel, fut: ef}
 }
 
 // streamIterator iterates a running stream.
@@ -170,7 +153,6 @@ type streamIterator struct {
 	st     *engine.Stream[starlark.Value]
 	ctx    context.Context
 	w      *engine.Worker
-	th     *starlark.Thread // nil when detached
 	cancel context.CancelCauseFunc
 	fut    *engine.Future[starlark.Value]
 	done   bool
@@ -181,7 +163,7 @@ func (it *streamIterator) Next(p *starlark.Value) bool {
 	if err != nil {
 		// Cancel the consuming thread before saying "no more", so that the
 		// loop fails rather than ends as if the stream were complete.
-		it.s.fail(it.th, err)
+		it.s.fail(err)
 	}
 	return ok
 }
@@ -209,76 +191,13 @@ func (it *streamIterator) Done() {
 	it.done = true
 	it.st.Release(nil)
 	it.cancel(errStreamStopped)
-	if !it.fut.IsDone() {
-		unblock := it.w.Block()
-		<-it.fut.Done()
-		unblock()
-	}
+	// Prompt: the producer's context is cancelled. Not under the
+	// consumer's context, which may be done too: the wait must not end
+	// before the producer has.
+	it.fut.Result(context.Background(), it.w) //nolint:errcheck // its end is what we wait for
 }
 
-// runInline runs the producer in sequential mode, at once and to the end,
-// on the consuming thread (a thread of its own when detached), and returns
-// an iterator over what it emitted; its error, if any, comes last.
-func (s *stream) runInline(ctx context.Context, th *starlark.Thread) starlark.Iterator {
-	rec := s.run.record("generator", s.desc)
-	var items []starlark.Value
-	em := &emitter{s: s, items: &items}
-	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
-	produce := func(run *starlark.Thread) (starlark.Value, error) {
-		em.owner.Store(run)
-		depth := run.CallStackDepth()
-		v, err := s.run.runTask(ctx, &engine.Worker{Local: run}, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
-		uncancelInline(run) // the error is delivered after the items
-		return v, ownFrames(err, depth)
-	}
-	var err error
-	if th != nil {
-		_, err = produce(th)
-	} else {
-		run := s.in.newThread("stream", nil)
-		_, err = withContext(ctx, run, func() (starlark.Value, error) { return produce(run) })
-	}
-	em.done.Store(true)
-	rec.finish(err)
-	it := &inlineStreamIterator{s: s, th: th, items: items}
-	if err != nil {
-		it.err = &TaskError{Op: "generator", Task: s.desc, Err: err}
-	}
-	return it
-}
-
-// inlineStreamIterator iterates the items of a stream produced inline.
-type inlineStreamIterator struct {
-	s     *stream
-	th    *starlark.Thread // nil when detached
-	items []starlark.Value
-	next  int
-	err   error
-}
-
-func (it *inlineStreamIterator) Next(p *starlark.Value) bool {
-	ok, err := it.nextErr(p)
-	if err != nil {
-		it.s.fail(it.th, err)
-	}
-	return ok
-}
-
-func (it *inlineStreamIterator) nextErr(p *starlark.Value) (bool, error) {
-	if it.next < len(it.items) {
-		*p = it.items[it.next]
-		it.items[it.next] = nil
-		it.next++
-		return true, nil
-	}
-	err := it.err
-	it.err = nil
-	return false, err
-}
-
-func (it *inlineStreamIterator) Done() {}
-
-// spliceInto is inject(s, c) in parallel mode: rather than pass each item
+// spliceInto is inject(s, c): rather than pass each item
 // through the injecting thread (two hand-offs), the producer's emit gives
 // it straight to c, on the producer's thread, and inject only waits. The
 // semantics are those of feeding c from a loop over s, with one bound less
@@ -301,22 +220,19 @@ func (s *stream) spliceInto(th *starlark.Thread, op string, c consumer) (starlar
 	emit := starlark.NewBuiltin("emit", emitBuiltin).BindReceiver(em)
 	ef := engine.Go(pctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		em.ctx, em.w = ctx, w
-		em.owner.Store(w.Local.(*starlark.Thread))
+		em.owner.Store(workerThread.Get(w))
 		defer em.done.Store(true)
 		return s.run.runTask(ctx, w, s.key, s.g.fn, append(starlark.Tuple{emit}, s.args...), s.kwargs)
 	})
 	if co, ok := c.(*coroutine); ok && co.inbox != nil {
 		co.fut.f.OnDone(func() { cancel(errStreamStopped) }) // it takes nothing more
 	}
-	unblock := block(th)
-	select {
-	case <-ef.Done():
-	case <-ctx.Done():
+	w := workerOf(th)
+	if _, err := ef.Result(ctx, w); err != nil && ctx.Err() != nil {
 		cancel(context.Cause(ctx))
-		<-ef.Done() // prompt: its context is done
+		ef.Result(context.Background(), w) //nolint:errcheck // prompt: its context is done
 	}
-	unblock()
-	_, perr, _ := ef.Peek()
+	_, _, perr := ef.Peek()
 	if err := ctx.Err(); err != nil {
 		rec.finish(err)
 		return nil, fmt.Errorf("%s: %w", op, context.Cause(ctx))
@@ -363,7 +279,6 @@ type emitter struct {
 	st    *engine.Stream[starlark.Value] // parallel mode
 	ctx   context.Context
 	w     *engine.Worker
-	items *[]starlark.Value               // sequential mode
 	done  atomic.Bool                     // the producer has returned
 	owner atomic.Pointer[starlark.Thread] // the producer's thread
 
@@ -406,10 +321,6 @@ func emitBuiltin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	}
 	if err := prepareItem(em.s.in, b.Name(), x); err != nil {
 		return nil, err
-	}
-	if em.items != nil {
-		*em.items = append(*em.items, x)
-		return starlark.None, nil
 	}
 	if em.sink != nil {
 		var err error

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -728,41 +729,69 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestSequentialStartsNoGoroutine: in sequential mode, generators,
-// coroutines and the dispatcher run on the script's own goroutine.
-func TestSequentialStartsNoGoroutine(t *testing.T) {
+// TestSequentialRunsOneAtATime: in sequential mode the same tasks run on
+// the same worker threads as in parallel mode, but never two at once, in
+// every kind of work: futures, jobs, semisync calls, generators, coroutines
+// and dispatcher handlers.
+func TestSequentialRunsOneAtATime(t *testing.T) {
+	var running, most atomic.Int32
+	busy := starlark.NewBuiltin("busy", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, _ []starlark.Tuple) (starlark.Value, error) {
+		n := running.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		for i := 0; i < 20000; i++ { // long enough for another worker to overlap, if it could
+			runtime.Gosched()
+		}
+		running.Add(-1)
+		return starlark.None, nil
+	})
 	src := `
-load("assert.star", "assert")
-load("probe", "goroutines")
+load("probe", "busy")
+load("time", "sleep")
 
-base = goroutines()
+@future
+def f(i):
+    busy()
+    sleep(0.001)
+    busy()
+    return i
+
+@semisync
+def s(i):
+    busy()
+    return i
 
 @generator
-def gen(emit):
+def g(emit):
     for i in range(3):
-        emit(goroutines())
+        busy()
+        emit(i)
 
 @coroutine
-def counts(inbox):
-    return [goroutines() for x in inbox] + [x for x in inbox]
+def c(inbox):
+    for x in inbox:
+        busy()
 
-def handler(sender):
-    print("handled", sender, goroutines() == base)
+def h(sender):
+    busy()
 
-d = Dispatcher()
-d.subscribe("s", "m", handler)
-
-c = counts()
-c.send(goroutines())
-assert.eq(inject(gen(), c), [base] * 4 + [])
-assert.eq([x for x in gen()], [base] * 3)
-d.send("s", "m")
-d.wait()
-print("after", goroutines() == base)
+dispatcher.subscribe("a", "m", h)
+fs = [f(i) for i in range(4)]
+for i in range(4):
+    s(i)
+semisync.begin()
+job(lambda x: busy(), range(8), processes=4).run()
+inject(g(), c())
+dispatcher.send("a", "m")
+dispatcher.send("a", "m")
+print(wait(fs))
 `
-	r := runPipeline(t, context.Background(), src, starlarkmod.Options{Sequential: true})
-	require.NoError(t, r.err, r.errText())
-	assert.Equal(t, "handled s True\nafter True\n", r.out)
+	opts := starlarkmod.Options{Sequential: true}
+	opts.Modules = map[string]starlark.StringDict{"probe": {"busy": busy}}
+	out, err := exec(t, src, opts)
+	require.NoError(t, err)
+	assert.Equal(t, "[0, 1, 2, 3]\n", out)
+	assert.Equal(t, int32(1), most.Load(), "tasks overlapped in sequential mode")
 }
 
 // TestPipelineOrderAcrossModes: output that depends only on the order of
@@ -806,34 +835,4 @@ print("result", f.result())
 	// In parallel mode "second 60" is printed by another thread before f's
 	// result is known; the lines are the same.
 	assert.ElementsMatch(t, strings.Split(outs[0], "\n"), strings.Split(outs[1], "\n"))
-}
-
-// TestSequentialResultBeforeClose: in sequential mode a coroutine runs when
-// closed or asked for its result; asked first, it cannot wait for more.
-func TestSequentialResultBeforeClose(t *testing.T) {
-	src := `
-load("assert.star", "assert")
-
-@coroutine
-def first_two(inbox):
-    got = []
-    for x in inbox:
-        got.append(x)
-        if len(got) == 2:
-            return got
-
-c = first_two()
-c.send(1)
-c.send(2)
-assert.eq(c.result(), [1, 2])  # returns early: fine in both modes
-c.send(3)  # dropped: it has returned
-c.close()
-
-w = first_two()
-w.send(1)
-w.result()
-`
-	r := runPipeline(t, context.Background(), src, starlarkmod.Options{Sequential: true})
-	require.Error(t, r.err)
-	assert.Regexp(t, `(?s)Error in consumer.result: consumer.result: first_two\(\) called at .*main.star:19:14 failed:.*in first_two\n.*the function waits for more items, but in sequential mode a coroutine runs only when it is closed or asked for its result`, r.errText())
 }

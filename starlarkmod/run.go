@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"go.starlark.net/starlark"
+
+	"github.com/semisync/semisync/engine"
 )
 
 // A Run is the state of one execution on an [Interpreter]: a file, a
@@ -40,10 +42,10 @@ type Run struct {
 	pipes pipelines
 
 	bgMu   sync.Mutex
-	fails  []string                          // failures already reported that end the run with an error
-	bg     map[*Future]struct{}              // background work to wait for before exit
-	bgSeq  uint64                            // numbers tracked futures, for reporting in order
-	atExit []func(ctx context.Context) error // more of it: drain dispatchers, ...
+	fails  []string                                            // failures already reported that end the run with an error
+	bg     map[*Future]struct{}                                // background work to wait for before exit
+	bgSeq  uint64                                              // numbers tracked futures, for reporting in order
+	atExit []func(ctx context.Context, w *engine.Worker) error // more of it: drain dispatchers, ...
 }
 
 // newRun starts the state of an execution under ctx whose loads stay under
@@ -125,14 +127,20 @@ func (r *Run) bgContext(th *starlark.Thread) context.Context {
 //  3. when only open consumers are left (nobody closed them), the one
 //     created last is closed, since a pipeline's upstream stages are
 //     created after the consumers they feed, and Wait goes back to 1.
+//
+// The calling goroutine joins the interpreter's pool while it waits (in
+// sequential mode, the run's tasks go on whenever it waits): it must not
+// be running a thread of the run that has not left (see [Run.Leave]).
 func (r *Run) Wait(ctx context.Context) error {
+	w := r.in.pool.Enter()
+	defer w.Leave()
 	var errs []string
 	for {
 		r.bgMu.Lock()
 		hooks := r.atExit
 		r.bgMu.Unlock()
 		for _, h := range hooks {
-			if err := h(ctx); err != nil {
+			if err := h(ctx, w); err != nil {
 				if ctx.Err() != nil {
 					return context.Cause(ctx)
 				}
@@ -141,7 +149,7 @@ func (r *Run) Wait(ctx context.Context) error {
 		}
 		if fs := r.takeSettling(); len(fs) > 0 {
 			for _, f := range fs {
-				if _, err := f.f.Result(ctx); err != nil {
+				if _, err := f.f.Result(ctx, w); err != nil {
 					if ctx.Err() != nil {
 						return context.Cause(ctx)
 					}
@@ -212,7 +220,7 @@ func (r *Run) track(f *Future) {
 	r.bg[f] = struct{}{}
 	r.bgMu.Unlock()
 	f.f.OnDone(func() {
-		if _, err, _ := f.f.Peek(); err == nil {
+		if _, _, err := f.f.Peek(); err == nil {
 			r.bgMu.Lock()
 			delete(r.bg, f)
 			r.bgMu.Unlock()
@@ -223,7 +231,7 @@ func (r *Run) track(f *Future) {
 // onWait registers h to run each time [Run.Wait] runs (before the run
 // ends): it waits for background work that is not a future, such as a
 // dispatcher's queue, and returns its unobserved failures.
-func (r *Run) onWait(h func(ctx context.Context) error) {
+func (r *Run) onWait(h func(ctx context.Context, w *engine.Worker) error) {
 	r.bgMu.Lock()
 	r.atExit = append(r.atExit, h)
 	r.bgMu.Unlock()

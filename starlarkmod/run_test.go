@@ -234,6 +234,7 @@ def square(x):
 			res, err := starlark.Call(th, mustAttr(t, fut, "result"), nil, nil)
 			require.NoError(t, err)
 			assert.Equal(t, "49", res.String())
+			r.Leave(th)
 			require.NoError(t, r.Wait(context.Background()))
 		})
 	}

@@ -3,7 +3,6 @@ package starlarkmod
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -294,24 +293,17 @@ func semisyncBegin(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 		return nil, err
 	}
 	if !future {
-		return starlark.None, r.run(contextOf(th), th, in.executor(th))
+		return starlark.None, r.run(contextOf(th), th)
 	}
 	desc := fmt.Sprintf("semisync.begin(_future=True) at %s", callerPos(th))
 	key := stateOf(th).nextChild()
-	var fut *engine.Future[starlark.Value]
-	if in.opts.Sequential {
-		fut = engine.Resolved[starlark.Value](starlark.None, r.run(contextOf(th), th, in.executor(th)))
-	} else {
-		fut = engine.Go(rn.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
-			unblock := w.Block() // this worker mostly waits; callbacks are short
-			defer unblock()
-			wth := w.Local.(*starlark.Thread)
-			stateOf(wth).setTask(rn, key)
-			return withContext(ctx, wth, func() (starlark.Value, error) {
-				return starlark.None, r.run(ctx, wth, in.pool)
-			})
+	fut := engine.Go(rn.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+		wth := workerThread.Get(w)
+		stateOf(wth).setTask(rn, key)
+		return withContext(ctx, wth, func() (starlark.Value, error) {
+			return starlark.None, r.run(ctx, wth)
 		})
-	}
+	})
 	f := newFuture(fut, b.Name(), desc)
 	rn.track(f)
 	return f, nil
@@ -324,6 +316,7 @@ type beginRun struct {
 	op    string
 	batch []*semiCall
 	graph engine.Graph
+	call  []int  // by node id: the index in batch of the node's call, -1 for a join
 	where string // position of the begin call, for the task record (see run)
 }
 
@@ -361,7 +354,6 @@ func (rn *Run) planBegin(th *starlark.Thread, op string, batch []*semiCall, back
 		completed[f] = n > 0
 	}
 	st.mu.Unlock()
-	joins := map[*semisyncFunc]string{}
 	for _, c := range batch {
 		for _, d := range c.fn.deps {
 			if _, queued := byFn[d]; !queued && !completed[d] {
@@ -370,49 +362,70 @@ func (rn *Run) planBegin(th *starlark.Thread, op string, batch []*semiCall, back
 			}
 		}
 	}
-	for i, c := range batch {
-		var deps []string
+	// A node names only nodes added before it, so the calls of a function go
+	// in before those of the functions that depend on it. Dependencies
+	// between functions never form a cycle: a function can only depend on
+	// functions decorated before it.
+	ids := make([]engine.NodeID, len(batch))
+	added := make([]bool, len(batch))
+	joins := map[*semisyncFunc]engine.NodeID{}
+	node := func(id engine.NodeID, call int) {
+		for len(r.call) <= int(id) {
+			r.call = append(r.call, -1)
+		}
+		r.call[id] = call
+	}
+	var add func(i int)
+	add = func(i int) {
+		if added[i] {
+			return
+		}
+		added[i] = true
+		c := batch[i]
+		var deps []engine.NodeID
 		for _, d := range c.fn.deps {
 			calls, queued := byFn[d]
 			if !queued {
 				continue // completed earlier
 			}
+			for _, ci := range calls {
+				add(ci)
+			}
 			if len(calls) == 1 {
-				deps = append(deps, strconv.Itoa(calls[0]))
+				deps = append(deps, ids[calls[0]])
 				continue
 			}
 			j, ok := joins[d]
 			if !ok {
-				j = "join " + strconv.Itoa(calls[0])
-				joins[d] = j
-				names := make([]string, len(calls))
+				of := make([]engine.NodeID, len(calls))
 				for k, ci := range calls {
-					names[k] = strconv.Itoa(ci)
+					of[k] = ids[ci]
 				}
-				if err := r.graph.Add(j, nil, names...); err != nil {
-					return nil, err
-				}
+				j = r.graph.Join(of...)
+				joins[d] = j
+				node(j, -1)
 			}
 			deps = append(deps, j)
 		}
-		err := r.graph.Add(strconv.Itoa(i), func(ctx context.Context, w *engine.Worker) (any, error) {
+		ids[i] = r.graph.Add(func(ctx context.Context, w *engine.Worker) (any, error) {
 			return rn.runTask(ctx, w, c.key, c.fn.fn, c.args, c.kwargs)
 		}, deps...)
-		if err != nil {
-			return nil, err
-		}
+		node(ids[i], i)
+	}
+	for i := range batch {
+		add(i)
 	}
 	return r, nil
 }
 
-// runGraph runs the batch on ex; callbacks run on th (the goroutine
-// calling it). Call it through run, which records the batch as a task.
-func (r *beginRun) runGraph(ctx context.Context, th *starlark.Thread, ex engine.Executor) error {
+// runGraph runs the batch on the pool; callbacks run on th (the
+// goroutine calling it). Call it through run, which records the batch as a
+// task.
+func (r *beginRun) runGraph(ctx context.Context, th *starlark.Thread) error {
 	st := r.rn.sem
 	ts := stateOf(th)
-	err := r.graph.Run(ctx, ex, func(name string, v any) error {
-		i, _ := strconv.Atoi(name)
-		c := r.batch[i]
+	err := r.graph.Run(ctx, r.in.pool, workerOf(th), func(id engine.NodeID, v any) error {
+		c := r.batch[r.call[id]]
 		res := v.(starlark.Value)
 		if c.fn.callback != nil {
 			args := starlark.Tuple{res}
@@ -458,17 +471,16 @@ func (e *callbackError) Unwrap() error { return e.err }
 // begin's error: each failed call with its traceback, each skipped call
 // with the failure that made it skip.
 func (r *beginRun) explain(ge *engine.GraphError, stopped error) error {
-	call := func(name string) *semiCall {
-		i, err := strconv.Atoi(name)
-		if err != nil {
-			return nil // a join node
+	call := func(id engine.NodeID) *semiCall {
+		if i := r.call[id]; i >= 0 {
+			return r.batch[i]
 		}
-		return r.batch[i]
+		return nil // a join node
 	}
 	var b strings.Builder
 	skipped := 0
 	for _, s := range ge.Skipped {
-		if call(s.Name) != nil {
+		if call(s.ID) != nil {
 			skipped++
 		}
 	}
@@ -489,7 +501,7 @@ func (r *beginRun) explain(ge *engine.GraphError, stopped error) error {
 	const maxShown = 5
 	frozen := false
 	for k, f := range ge.Failed {
-		c := call(f.Name)
+		c := call(f.ID)
 		what := c.String() + " failed"
 		if stopped != nil {
 			what = c.String() + " stopped"
@@ -509,7 +521,7 @@ func (r *beginRun) explain(ge *engine.GraphError, stopped error) error {
 	}
 	shown := 0
 	for _, s := range ge.Skipped {
-		if c := call(s.Name); c != nil {
+		if c := call(s.ID); c != nil {
 			cause := call(s.Because)
 			c.resolve(nil, fmt.Errorf("%s: %s skipped: %s failed", r.op, c, cause))
 			if shown++; shown <= maxShown {
@@ -523,8 +535,8 @@ func (r *beginRun) explain(ge *engine.GraphError, stopped error) error {
 		b.WriteString("\nhint: values a call can reach are frozen when it starts, so tasks cannot change script state;\n" +
 			"return results (callbacks receive them) or share state through Manager().list(), .dict() or .Namespace()")
 	}
-	for _, name := range ge.Cancelled {
-		if c := call(name); c != nil {
+	for _, id := range ge.Cancelled {
+		if c := call(id); c != nil {
 			c.resolve(nil, fmt.Errorf("%s: %s not started: %v", r.op, c, ge.Cause))
 		}
 	}
@@ -543,12 +555,12 @@ func (e *beginError) Unwrap() error { return e.ge }
 // run runs the batch like runGraph and records it as one task of kind
 // "semisync" (one record per begin, not per call, so the record costs
 // nothing per call), listed by [Interpreter.Tasks] and the REPL's :tasks.
-func (r *beginRun) run(ctx context.Context, th *starlark.Thread, ex engine.Executor) error {
+func (r *beginRun) run(ctx context.Context, th *starlark.Thread) error {
 	if len(r.batch) == 0 {
-		return r.runGraph(ctx, th, ex)
+		return r.runGraph(ctx, th)
 	}
 	rec := r.rn.record("semisync", r.describe())
-	err := r.runGraph(ctx, th, ex)
+	err := r.runGraph(ctx, th)
 	rec.finish(err)
 	return err
 }

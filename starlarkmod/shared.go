@@ -1,7 +1,6 @@
 package starlarkmod
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	"go.starlark.net/starlark"
+
+	"github.com/semisync/semisync/engine"
 	"go.starlark.net/starlarkstruct"
 )
 
@@ -907,7 +908,11 @@ func (f *formatter) items(items []starlark.Tuple) {
 }
 
 // lock is Lock() and Manager().Lock().
-type lock struct{ ch chan struct{} }
+// lock is a token in a channel of capacity one: acquiring takes it,
+// releasing puts it back. Taking is a receive, so a wait for the lock goes
+// through engine.Recv like every other wait (it watches the context, and
+// in sequential mode lets the holder run).
+type lock struct{ tok chan struct{} }
 
 var lockMethods = map[string]*starlark.Builtin{
 	"acquire": starlark.NewBuiltin("Lock.acquire", lockAcquire),
@@ -920,11 +925,13 @@ func newLock(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwarg
 	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
 		return nil, err
 	}
-	return &lock{ch: make(chan struct{}, 1)}, nil
+	l := &lock{tok: make(chan struct{}, 1)}
+	l.tok <- struct{}{}
+	return l, nil
 }
 
 func (l *lock) String() string {
-	if len(l.ch) > 0 {
+	if len(l.tok) == 0 {
 		return "<Lock locked>"
 	}
 	return "<Lock unlocked>"
@@ -941,27 +948,23 @@ func (l *lock) AttrNames() []string { return sortedKeys(lockMethods) }
 // acquire takes the lock, waiting at most d (0: forever) and no longer than
 // th's context allows. It reports whether it got the lock.
 func (l *lock) acquire(th *starlark.Thread, d time.Duration) (bool, error) {
-	select {
-	case l.ch <- struct{}{}:
+	_, _, err := recvOn(th, l.tok, d)
+	switch {
+	case err == nil:
 		return true, nil
-	default:
-	}
-	unblock := block(th)
-	defer unblock()
-	ctx := contextOf(th)
-	var timeout <-chan time.Time
-	if d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		timeout = t.C
-	}
-	select {
-	case l.ch <- struct{}{}:
-		return true, nil
-	case <-timeout:
+	case err == engine.ErrTimeout:
 		return false, nil
-	case <-ctx.Done():
-		return false, context.Cause(ctx)
+	}
+	return false, err
+}
+
+// release puts the token back; it reports false if the lock was not held.
+func (l *lock) release() bool {
+	select {
+	case l.tok <- struct{}{}:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -981,19 +984,17 @@ func lockRelease(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
 		return nil, err
 	}
-	select {
-	case <-b.Receiver().(*lock).ch:
-		return starlark.None, nil
-	default:
+	if !b.Receiver().(*lock).release() {
 		return nil, fmt.Errorf("%s: release unlocked lock", b.Name())
 	}
+	return starlark.None, nil
 }
 
 func lockLocked(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
 		return nil, err
 	}
-	return starlark.Bool(len(b.Receiver().(*lock).ch) > 0), nil
+	return starlark.Bool(len(b.Receiver().(*lock).tok) == 0), nil
 }
 
 // lockCall runs fn(*args, **kwargs) on the calling thread while holding the
@@ -1006,7 +1007,7 @@ func lockCall(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwa
 	if _, err := l.acquire(th, 0); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
-	defer func() { <-l.ch }()
+	defer l.release()
 	return starlark.Call(th, args[0], args[1:], kwargs)
 }
 
