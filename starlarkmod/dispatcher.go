@@ -46,9 +46,9 @@ import (
 // ends are delivered before the interpreter exits. A handler must not wait
 // for its own dispatcher (that is an error: it would wait for itself).
 //
-// In sequential mode a message is delivered during send, on the sender's
-// thread; a message sent by a handler is delivered once the current
-// delivery ends, so the order is still the order of sends.
+// In sequential mode the delivery thread runs when the sender waits (or
+// ends): the same handlers, in the same order. A failing handler makes the
+// run end with an error, like a failed future nobody looked at.
 
 // dispatcherValue is a Dispatcher.
 type dispatcherValue struct {

@@ -6,13 +6,23 @@
 // # Threads
 //
 // Every goroutine that runs Starlark owns one *starlark.Thread: the main
-// thread of a script (or a REPL session), and one per engine worker, kept
-// for the worker's life. Each thread carries, as thread-locals, its
-// context.Context (key "context") and a record of its interpreter, its
-// worker and the task it runs. Blocking builtins select on that context and
-// mark their worker as blocked (see engine.Worker.Block) so waiting never
-// holds up computing; cancelling the context cancels the thread's Starlark
-// code (context.AfterFunc calls Thread.Cancel).
+// thread of a run (see [Run.NewThread]: a script, a REPL session), and one
+// per engine worker, kept for the worker's life. Each thread carries, as
+// thread-locals, its context.Context (key "context") and a record of its
+// interpreter, its place in the pool (an engine.Worker; a main thread's
+// goroutine joins the pool too), and the task it runs: the [Run] it belongs
+// to and its structural identity (its parent task and its number among the
+// parent's tasks), which seeds its random generator. Every blocking builtin
+// waits through the engine (engine.Recv, Worker.Sleep) on that context, so
+// waiting never holds up computing; cancelling the context cancels the
+// thread's Starlark code (context.AfterFunc calls Thread.Cancel).
+//
+// # Runs
+//
+// An [Interpreter] holds configuration, the worker pool and caches. Each
+// execution has its own [Run]: root context, loader root, semisync queue,
+// background work, pipelines, global dispatcher and task log, so runs on
+// one Interpreter, at once or one after the other, never see each other.
 //
 // # Crossing goroutines
 //
@@ -36,7 +46,10 @@
 //
 // # Sequential mode
 //
-// With Options.Sequential every piece of work runs on the thread that
-// started it (engine.Inline), in submission order, still returning futures:
-// the same results, deterministic output.
+// With Options.Sequential the interpreter's pool is the engine's serial
+// pool: the same tasks run on the same worker threads, but one at a time,
+// in a deterministic order, handing on a baton wherever one waits, with
+// timers ordered by deadline. No feature code looks at the mode: the
+// results are those of parallel mode, and with a seed so are the random
+// numbers.
 package starlarkmod

@@ -29,8 +29,11 @@ import (
 // started it, so it may not read a global or captured variable that can
 // still be re-bound (see crossing.go). Futures keep running while the
 // script goes on; the interpreter waits for all of them before it exits and
-// reports the errors nobody looked at. In sequential mode a call runs at
-// once, on the calling thread, and returns a resolved future.
+// reports the errors nobody looked at. In sequential mode a call's
+// function runs when the calling thread waits (for this future or anything
+// else), one task at a time. Only a look at a resolved future counts as
+// observing it: as_completed marks the futures it yields, and a result()
+// whose timeout expires or a cancel() that comes too late do not look.
 
 // asyncFunc is a @future function.
 type asyncFunc struct{ wrapped }

@@ -27,8 +27,9 @@ type Options struct {
 	// Stdout receives print output, one whole line per write. Stderr receives
 	// reports of suppressed and background errors.
 	Stdout, Stderr io.Writer
-	// Sequential runs every graph, job, future and pipeline on the thread
-	// that started it, one at a time, in a deterministic order.
+	// Sequential runs every task (graph, job, future, pipeline, handler)
+	// one at a time, in a deterministic order, on the same workers as
+	// parallel mode (the engine's serial pool), with the same results.
 	Sequential bool
 	// Seed, if Seeded, makes the random module deterministic: each task's
 	// generator is seeded from Seed and the task's identity.

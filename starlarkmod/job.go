@@ -60,12 +60,13 @@ import (
 //     item, without freezing anything: a debugging aid that behaves like a
 //     for loop, raising the item's original error with its full traceback.
 //     timeout and suppress_worker_exceptions still apply.
-//   - In sequential mode (--sequential) run_multi_processed runs like
-//     run_single_processed but with the same freezing and errors as in
-//     parallel mode; start returns an already resolved future.
+//   - In sequential mode (--sequential) the same worker loops run the
+//     items, one item at a time, in input order: the same freezing, errors
+//     and results as in parallel mode.
 //   - no_daemon is accepted and ignored: nested jobs always work. A worker
-//     waiting for a nested job is marked blocked, so the pool grows; if the
-//     pool cannot grow, the waiting thread runs the nested items itself.
+//     waiting for a nested job waits through the engine, so the pool grows;
+//     if the pool is at its hard cap (Options.MaxWorkers), the waiting
+//     thread runs the nested items itself.
 //   - A progress bar (done/total, rate, ETA; total unknown for iterables
 //     without len) is drawn on stderr while a job runs from the script's
 //     main thread, if stderr is a terminal and progress is not False.

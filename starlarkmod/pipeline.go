@@ -86,26 +86,12 @@ import (
 //
 // # Sequential mode
 //
-// With Options.Sequential nothing runs on another goroutine, in a
-// deterministic order with the same results:
-//
-//   - A stream's producer runs to completion, on the consuming thread, when
-//     the stream is first iterated, and its items are buffered. So an
-//     endless generator never ends there, even if the loop would break
-//     (Go cannot suspend a Starlark call without a goroutine).
-//   - A coroutine buffers what it is sent and runs its function over the
-//     buffered items, on the thread that closes it, at close; or at
-//     result(), if that comes first: then an inbox that runs dry is an
-//     error, since nothing can be sent while the function runs.
-//   - inject into a coroutine that has not run runs its function at once,
-//     and its inbox pulls the source's items as it asks for them, so a
-//     consumer that returns early stops even an endless range.
-//   - Sending to a consumer whose function failed is an error only once it
-//     has run (at close): the failure surfaces at result() or inject.
-//
-// Tracebacks of work run inline are trimmed to the work's own frames, as
-// on a worker, so output is the same in both modes. Consumers nobody closed
-// are all closed at the end of the script, then run in creation order.
+// With Options.Sequential the same producers, consumers and handlers run
+// on the same worker threads, one at a time (the engine's serial pool): a
+// thread hands on its turn wherever it waits (emit waiting for the
+// consumer, an inbox waiting for items, result()). So an endless generator
+// works, a coroutine takes its items as they are sent, and the results are
+// those of parallel mode, in a deterministic order.
 
 // errFinished is how a consumer says it took nothing more because its
 // function returned.
@@ -552,20 +538,6 @@ var rangeType = func() reflect.Type {
 	}
 	return reflect.TypeOf(v)
 }()
-
-// ownFrames drops from the traceback of err, the error of work that ran
-// inline on a thread (sequential mode), the first depth frames: those of
-// the code that started the work. Its traceback is then what it would be on
-// a worker of its own, and output is the same in both modes.
-func ownFrames(err error, depth int) error {
-	var ee *starlark.EvalError
-	if !errors.As(err, &ee) || ee != err || depth <= 0 || len(ee.CallStack) <= depth {
-		return err
-	}
-	c := *ee
-	c.CallStack = ee.CallStack[depth:]
-	return &c
-}
 
 // emptyIterator yields nothing.
 type emptyIterator struct{}

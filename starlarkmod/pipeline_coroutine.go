@@ -42,8 +42,7 @@ func (cf *coroutineFunc) String() string {
 }
 func (cf *coroutineFunc) Type() string { return "coroutine_function" }
 
-// CallInternal starts the consumer: fn(inbox, *args, **kwargs) on a worker
-// (in sequential mode, later: see coroutine.runInline).
+// CallInternal starts the consumer: fn(inbox, *args, **kwargs) on a worker.
 func (cf *coroutineFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r, err := needRun(th, cf.fn.Name())
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 	"go.uber.org/goleak"
 
 	"github.com/semisync/semisync/starlarkmod/random"
@@ -28,7 +29,7 @@ func (f *fixed) Reseed(n int64) { f.r = random.NewSeeded(n) }
 
 func run(t *testing.T, th *starlark.Thread, src string) starlark.StringDict {
 	t.Helper()
-	g, err := starlark.ExecFile(th, "test.star", src, starlark.StringDict{"random": random.Module})
+	g, err := starlark.ExecFileOptions(&syntax.FileOptions{}, th, "test.star", src, starlark.StringDict{"random": random.Module})
 	require.NoError(t, err)
 	return g
 }
@@ -49,10 +50,8 @@ e = random.randint(0, 1000)
 		th := &starlark.Thread{}
 		random.SetSource(th, &fixed{})
 		g := run(t, th, src)
-		if prev != nil {
-			for k, v := range prev {
-				assert.Equal(t, v.String(), g[k].String(), k)
-			}
+		for k, v := range prev {
+			assert.Equal(t, v.String(), g[k].String(), k)
 		}
 		prev = g
 	}
@@ -67,7 +66,7 @@ func TestErrors(t *testing.T) {
 		`random.choice([])`:      "random.choice: empty sequence",
 		`random.uniform("a", 1)`: "random.uniform: got string and int, want numbers",
 	} {
-		_, err := starlark.ExecFile(th, "test.star", src, starlark.StringDict{"random": random.Module})
+		_, err := starlark.ExecFileOptions(&syntax.FileOptions{}, th, "test.star", src, starlark.StringDict{"random": random.Module})
 		require.Error(t, err, src)
 		assert.Contains(t, err.Error(), want)
 	}
@@ -76,7 +75,7 @@ func TestErrors(t *testing.T) {
 func Example() {
 	th := &starlark.Thread{}
 	random.SetSource(th, &fixed{})
-	g, err := starlark.ExecFile(th, "example.star", `
+	g, err := starlark.ExecFileOptions(&syntax.FileOptions{}, th, "example.star", `
 random.seed(42)
 x = random.randint(1, 6)
 `, starlark.StringDict{"random": random.Module})
@@ -84,7 +83,7 @@ x = random.randint(1, 6)
 		panic(err)
 	}
 	th2 := &starlark.Thread{}
-	g2, _ := starlark.ExecFile(th2, "example.star", "random.seed(42)\nx = random.randint(1, 6)", starlark.StringDict{"random": random.Module})
+	g2, _ := starlark.ExecFileOptions(&syntax.FileOptions{}, th2, "example.star", "random.seed(42)\nx = random.randint(1, 6)", starlark.StringDict{"random": random.Module})
 	fmt.Println(g["x"] == g2["x"])
 	// Output: true
 }
