@@ -38,14 +38,16 @@ type PoolOptions struct {
 	// Workers that wait through the engine ([Recv], [Worker.Sleep] and
 	// every blocking call of this package) do not count, so tasks that wait
 	// (sleep, wait for a future) never hold up the rest, and a thousand
-	// sleeping tasks all run at once. Zero means 4*runtime.GOMAXPROCS(0).
+	// sleeping tasks all run at once. Zero means 2*runtime.GOMAXPROCS(0).
 	//
 	// Why so few: cancellation of a Starlark thread is checked per
 	// instruction, so it reaches a busy goroutine only when the Go
 	// scheduler runs it. With 64-128 runnable goroutines on 2 cores that
 	// took 0.2-1.4 s to reach all of them; Ctrl-C must stop everything
-	// within 100 ms. Four per core keeps every core busy while a waiting
-	// worker is replaced, and keeps the scheduler's round short.
+	// within 100 ms. Two per core keeps every core busy while a waiting
+	// worker is replaced, and keeps the scheduler's round short: with 100
+	// spinning tasks on 2 cores, Ctrl-C took 130-150 ms at four per core and
+	// 40-80 ms at two.
 	//
 	// A serial pool ignores Limit: one participant runs at a time.
 	Limit int
@@ -155,7 +157,7 @@ type Pool struct {
 // scheduler goroutine at once.
 func NewPool(opts PoolOptions) *Pool {
 	if opts.Limit <= 0 {
-		opts.Limit = 4 * runtime.GOMAXPROCS(0)
+		opts.Limit = 2 * runtime.GOMAXPROCS(0)
 	}
 	p := &Pool{opts: opts}
 	if opts.Serial {

@@ -40,7 +40,7 @@ type Options struct {
 	MaxSteps uint64
 	// Args is the script's argv (argv[0] is the script path).
 	Args []string
-	// Limit is how many workers may compute at once (0: 128). Workers
+	// Limit is how many workers may compute at once (0: two per core, see engine.PoolOptions). Workers
 	// waiting in sleep, result or other blocking calls do not count.
 	Limit int
 	// MaxWorkers, if positive, is a hard cap on worker goroutines.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,7 +33,7 @@ func TestSIGINTUnderLoad(t *testing.T) {
 	require.NoError(t, err, "go build: %s", out)
 	tests := []struct {
 		name, src string
-		started   int // "running" lines to see before pressing Ctrl-C: every core is busy by then
+		started   int // "running" lines to see before pressing Ctrl-C: as many as the pool runs at once (engine.PoolOptions.Limit), so every core is busy
 	}{
 		{"job, 64 loops", `
 def spin(x):
@@ -42,7 +43,7 @@ def spin(x):
         pass
 
 job(spin, range(1000000), processes=64).run()
-`, 8},
+`, 2 * runtime.GOMAXPROCS(0)},
 		{"100 futures", `
 @future
 def spin(x):
@@ -52,7 +53,7 @@ def spin(x):
 
 fs = [spin(i) for i in range(100)]
 wait(fs)
-`, 8},
+`, 2 * runtime.GOMAXPROCS(0)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
