@@ -11,6 +11,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/engine"
 )
 
@@ -134,7 +135,7 @@ func (d *dispatcherValue) String() string {
 func (d *dispatcherValue) Type() string          { return "Dispatcher" }
 func (d *dispatcherValue) Freeze()               {}
 func (d *dispatcherValue) Truth() starlark.Bool  { return true }
-func (d *dispatcherValue) Hash() (uint32, error) { return hashPointer(d), nil }
+func (d *dispatcherValue) Hash() (uint32, error) { return builtin.HashPointer(d), nil }
 
 // Cross lets a dispatcher cross: it is safe for concurrent use, and what
 // it holds (handlers, senders) was readied when it was stored.
@@ -145,7 +146,7 @@ func (d *dispatcherValue) Attr(name string) (starlark.Value, error) {
 	}
 	return nil, nil
 }
-func (d *dispatcherValue) AttrNames() []string { return sortedKeys(dispatcherMethods) }
+func (d *dispatcherValue) AttrNames() []string { return builtin.SortedKeys(dispatcherMethods) }
 
 // senderKey identifies a sender (or a handler): by value if hashable, else
 // by identity (its address, and its length for a slice such as a tuple).
@@ -398,14 +399,14 @@ func dispatcherWait(th *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		return starlark.None, nil
 	}
 	ctx := contextOf(th)
-	if t.d > 0 {
+	if t.D > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, t.d, engine.ErrTimeout)
+		ctx, cancel = context.WithTimeoutCause(ctx, t.D, engine.ErrTimeout)
 		defer cancel()
 	}
 	if err := d.q.Wait(ctx, workerOf(th)); err != nil {
 		if errors.Is(err, engine.ErrTimeout) {
-			return nil, fmt.Errorf("%s: timed out after %s with %d messages not handled", b.Name(), t.d.Round(time.Millisecond), d.q.Pending())
+			return nil, fmt.Errorf("%s: timed out after %s with %d messages not handled", b.Name(), t.D.Round(time.Millisecond), d.q.Pending())
 		}
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync/atomic"
 	"time"
 
 	"go.starlark.net/starlark"
 
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/engine"
 )
 
@@ -81,7 +81,7 @@ func (f *Future) String() string {
 func (f *Future) Type() string          { return "future" }
 func (f *Future) Freeze()               {}
 func (f *Future) Truth() starlark.Bool  { return true }
-func (f *Future) Hash() (uint32, error) { return hashPointer(f), nil }
+func (f *Future) Hash() (uint32, error) { return builtin.HashPointer(f), nil }
 
 // Cross lets a future cross: it is safe for concurrent use, and its
 // result was readied to cross when the task produced it.
@@ -103,47 +103,7 @@ func (f *Future) Attr(name string) (starlark.Value, error) {
 	return nil, nil
 }
 
-func (f *Future) AttrNames() []string { return sortedKeys(futureMethods) }
-
-// timeoutArg unpacks an optional timeout in seconds (None: wait forever).
-//
-// Not a number (nan), negative numbers and numbers too large for a
-// time.Duration (over about 292 years) are errors: converting them would
-// silently give a zero or negative duration, that is, no wait at all.
-// +inf is an error too, as in CPython (Lock.acquire, Event.wait and
-// Future.result raise OverflowError for it): a timeout is either a number
-// of seconds or None, and the error says to use None. Accepting inf as
-// "forever" would make one spelling of "forever" work here and fail in
-// sleep(inf), where CPython also raises.
-type timeoutArg struct{ d time.Duration }
-
-func (t *timeoutArg) Unpack(v starlark.Value) error {
-	if v == starlark.None {
-		return nil
-	}
-	secs, ok := starlark.AsFloat(v)
-	if !ok {
-		return fmt.Errorf("got %s, want a number of seconds or None", v.Type())
-	}
-	switch {
-	case math.IsNaN(secs):
-		return fmt.Errorf("invalid timeout nan (want a number of seconds, or None to wait forever)")
-	case secs < 0:
-		return fmt.Errorf("negative timeout %v (want a number of seconds >= 0, or None to wait forever)", v)
-	case secs > maxSeconds:
-		return fmt.Errorf("timeout %v is too long (at most %d seconds; use None to wait forever)", v, int64(maxSeconds))
-	}
-	t.d = time.Duration(secs * float64(time.Second))
-	if t.d == 0 {
-		t.d = 1 // zero means "don't wait", not "forever"
-	}
-	return nil
-}
-
-// maxSeconds is the longest wait a time.Duration holds, in whole seconds
-// (about 292 years). Compared as floats, anything above it converts
-// without overflow.
-const maxSeconds = float64(math.MaxInt64 / int64(time.Second))
+func (f *Future) AttrNames() []string { return builtin.SortedKeys(futureMethods) }
 
 // await waits on th for f (see workerOf), watching th's context.
 func (f *Future) await(th *starlark.Thread, timeout time.Duration) (starlark.Value, error) {
@@ -200,7 +160,7 @@ func futureResult(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "timeout?", &t); err != nil {
 		return nil, err
 	}
-	return b.Receiver().(*Future).outcome(th, b, t.d)
+	return b.Receiver().(*Future).outcome(th, b, t.D)
 }
 
 func futureWait(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -209,7 +169,7 @@ func futureWait(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 		return nil, err
 	}
 	f := b.Receiver().(*Future)
-	if _, err := f.outcome(th, b, t.d); err != nil {
+	if _, err := f.outcome(th, b, t.D); err != nil {
 		return nil, err
 	}
 	return f, nil
@@ -221,7 +181,7 @@ func futureException(th *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 		return nil, err
 	}
 	f := b.Receiver().(*Future)
-	_, err := f.await(th, t.d)
+	_, err := f.await(th, t.D)
 	f.lookedAt()
 	switch {
 	case err == nil:

@@ -9,6 +9,7 @@ import (
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/engine"
 )
 
@@ -133,8 +134,8 @@ func futuresArg(op string, v starlark.Iterable) ([]*Future, error) {
 // deadline returns a context for th's waits limited by timeout (if set).
 func deadline(th *starlark.Thread, t timeoutArg) (context.Context, context.CancelFunc) {
 	ctx := contextOf(th)
-	if t.d > 0 {
-		return context.WithTimeoutCause(ctx, t.d, engine.ErrTimeout)
+	if t.D > 0 {
+		return context.WithTimeoutCause(ctx, t.D, engine.ErrTimeout)
 	}
 	return context.WithCancel(ctx)
 }
@@ -159,7 +160,7 @@ func waitAll(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwar
 		f.lookedAt()
 		if err != nil && ctx.Err() != nil && !f.f.IsDone() {
 			if context.Cause(ctx) == engine.ErrTimeout {
-				return nil, fmt.Errorf("%s: timed out after %s waiting for %s", b.Name(), t.d, f.desc())
+				return nil, fmt.Errorf("%s: timed out after %s waiting for %s", b.Name(), t.D, f.desc())
 			}
 			return nil, fmt.Errorf("%s: %w", b.Name(), context.Cause(ctx))
 		}
@@ -197,7 +198,7 @@ func asCompleted(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 		}
 	}
 	fs = uniq
-	ac := &completedIter{th: th, op: b.Name(), timeout: t.d, ch: make(chan *Future, len(fs)), n: len(fs)}
+	ac := &completedIter{th: th, op: b.Name(), timeout: t.D, ch: make(chan *Future, len(fs)), n: len(fs)}
 	for _, f := range fs {
 		f.f.OnDone(func() { ac.ch <- f })
 	}
@@ -221,7 +222,7 @@ func (c *completedIter) String() string        { return fmt.Sprintf("<as_complet
 func (c *completedIter) Type() string          { return "as_completed" }
 func (c *completedIter) Freeze()               {}
 func (c *completedIter) Truth() starlark.Bool  { return true }
-func (c *completedIter) Hash() (uint32, error) { return hashPointer(c), nil }
+func (c *completedIter) Hash() (uint32, error) { return builtin.HashPointer(c), nil }
 
 // Cross refuses: the iterable blocks and cancels the thread that called
 // as_completed. (Iterate has no thread parameter to check its caller
@@ -315,9 +316,9 @@ func (synchronizer) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: S
 // Cross lets a Synchronizer cross: it holds nothing.
 func (synchronizer) Cross(func(starlark.Value) error) error { return nil }
 func (s synchronizer) Attr(name string) (starlark.Value, error) {
-	return methodAttr(s, synchronizerMethods, name)
+	return builtin.MethodAttr(s, synchronizerMethods, name)
 }
-func (synchronizer) AttrNames() []string { return sortedKeys(synchronizerMethods) }
+func (synchronizer) AttrNames() []string { return builtin.SortedKeys(synchronizerMethods) }
 
 // blockingFunc is a function wrapped by Synchronizer.create_blocking: a
 // plain call runs it on the calling thread and returns its result (the

@@ -15,6 +15,7 @@ import (
 	"go.starlark.net/syntax"
 
 	"github.com/semisync/semisync/engine"
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/starlarkmod/internal/crossing"
 	"github.com/semisync/semisync/starlarkmod/internal/decorator"
 	"github.com/semisync/semisync/starlarkmod/random"
@@ -171,6 +172,16 @@ type taskState struct {
 	rng      *rand.Rand // created on first use in a task
 }
 
+// Worker returns the engine worker of the thread's goroutine
+// (builtin.Thread).
+func (ts *threadState) Worker() *engine.Worker { return ts.worker }
+
+// Cross readies vs to be stored where any thread may read them
+// (builtin.Thread): Manager containers call it.
+func (ts *threadState) Cross(op string, vs ...starlark.Value) error {
+	return ts.in.cross.Cross(nil, op, true, vs...)
+}
+
 // setTask makes the thread run the task ref of run r (between tasks).
 func (ts *threadState) setTask(r *Run, ref taskRef) {
 	ts.taskState = taskState{run: r, task: ref}
@@ -243,8 +254,8 @@ func (ts *threadState) unbind(th *starlark.Thread) {
 }
 
 const (
-	localContext = "context" // context.Context, as in go.starlark.net/repl
-	localState   = "semisync.thread"
+	localContext = "context"        // context.Context, as in go.starlark.net/repl
+	localState   = builtin.LocalKey // a *threadState, the builtin.Thread of th
 )
 
 // workerThread is the Starlark thread of each pool worker.
@@ -551,4 +562,12 @@ func callerPosition(th *starlark.Thread) syntax.Position {
 		return syntax.Position{}
 	}
 	return th.CallFrame(1).Pos
+}
+
+// interpOf returns the interpreter running th, or nil.
+func interpOf(th *starlark.Thread) *Interpreter {
+	if ts := stateOf(th); ts != nil {
+		return ts.in
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/engine"
 )
 
@@ -121,7 +122,7 @@ func newJob(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwarg
 	default:
 		return nil, fmt.Errorf("%s: progress: got %s, want True, False or None", b.Name(), progress.Type())
 	}
-	j := &jobValue{fn: fn, items: items, processes: processes, timeout: timeout.d,
+	j := &jobValue{fn: fn, items: items, processes: processes, timeout: timeout.D,
 		suppress: suppress, ordered: ordered, progress: progress, keep: keep}
 	if extra != nil {
 		it := extra.Iterate()
@@ -140,7 +141,7 @@ func (j *jobValue) String() string {
 func (j *jobValue) Type() string          { return "job" }
 func (j *jobValue) Freeze()               {}
 func (j *jobValue) Truth() starlark.Bool  { return true }
-func (j *jobValue) Hash() (uint32, error) { return hashPointer(j), nil }
+func (j *jobValue) Hash() (uint32, error) { return builtin.HashPointer(j), nil }
 
 func (j *jobValue) Cross(yield func(starlark.Value) error) error {
 	if err := yield(j.fn); err != nil {
@@ -160,9 +161,9 @@ var jobMethods = map[string]*starlark.Builtin{
 }
 
 func (j *jobValue) Attr(name string) (starlark.Value, error) {
-	return methodAttr(j, jobMethods, name)
+	return builtin.MethodAttr(j, jobMethods, name)
 }
-func (j *jobValue) AttrNames() []string { return sortedKeys(jobMethods) }
+func (j *jobValue) AttrNames() []string { return builtin.SortedKeys(jobMethods) }
 
 func jobRun(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var future bool

@@ -15,7 +15,9 @@ import (
 	starlarktime "go.starlark.net/lib/time"
 	"go.starlark.net/starlark"
 
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/starlarkmod/random"
+	"github.com/semisync/semisync/starlarkmod/shared"
 )
 
 // Predeclared returns the names every script of the run sees without
@@ -36,8 +38,8 @@ func (in *Interpreter) predeclared() starlark.StringDict {
 		list.Freeze()
 		in.predecl = starlark.StringDict{
 			"semisync": semisyncValue{},
-			"Manager":  starlark.NewBuiltin("Manager", newManager),
-			"Lock":     starlark.NewBuiltin("Lock", newLock),
+			"Manager":  shared.Module.Members["Manager"],
+			"Lock":     shared.Module.Members["Lock"],
 			"sleep":    sleepBuiltin,
 			"argv":     list,
 			"job":      jobBuiltin,
@@ -72,7 +74,7 @@ func (in *Interpreter) modules() map[string]starlark.StringDict {
 		in.mods = map[string]starlark.StringDict{
 			"semisync":        {"semisync": pre["semisync"]},
 			"spychronous":     {"SynchronousJob": pre["job"]},
-			"multiprocessing": {"Manager": pre["Manager"], "Lock": pre["Lock"]},
+			"multiprocessing": shared.Module.Members,
 			"time":            timeMembers,
 			"random":          random.Module.Members,
 			"math":            math.Module.Members,
@@ -99,7 +101,7 @@ func (in *Interpreter) modules() map[string]starlark.StringDict {
 }
 
 // ModuleNames lists the modules load accepts by name.
-func (in *Interpreter) ModuleNames() []string { return sortedKeys(in.modules()) }
+func (in *Interpreter) ModuleNames() []string { return builtin.SortedKeys(in.modules()) }
 
 type loadEntry struct {
 	globals starlark.StringDict
@@ -246,8 +248,8 @@ var sleepBuiltin = starlark.NewBuiltin("sleep", func(th *starlark.Thread, b *sta
 		return nil, fmt.Errorf("%s: invalid duration nan (want a finite number of seconds)", b.Name())
 	case f < 0:
 		return nil, fmt.Errorf("%s: negative duration %v (want a number of seconds >= 0)", b.Name(), secs)
-	case f > maxSeconds:
-		return nil, fmt.Errorf("%s: duration %v is too long (at most %d seconds)", b.Name(), secs, int64(maxSeconds))
+	case f > builtin.MaxSeconds:
+		return nil, fmt.Errorf("%s: duration %v is too long (at most %d seconds)", b.Name(), secs, int64(builtin.MaxSeconds))
 	}
 	ctx := contextOf(th)
 	if err := ctx.Err(); err != nil {

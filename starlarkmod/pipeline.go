@@ -10,6 +10,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/engine"
 )
 
@@ -318,14 +319,14 @@ func (bc *broadcastValue) Cross(yield func(starlark.Value) error) error {
 	return nil
 }
 
-func (bc *broadcastValue) Hash() (uint32, error) { return hashPointer(bc), nil }
+func (bc *broadcastValue) Hash() (uint32, error) { return builtin.HashPointer(bc), nil }
 func (bc *broadcastValue) Attr(name string) (starlark.Value, error) {
 	if m, ok := bc.methods[name]; ok {
 		return m, nil
 	}
 	return nil, nil
 }
-func (bc *broadcastValue) AttrNames() []string { return sortedKeys(consumerMethods) }
+func (bc *broadcastValue) AttrNames() []string { return builtin.SortedKeys(consumerMethods) }
 
 // put gives x to every consumer in turn. The broadcast has finished when
 // every consumer has.
@@ -424,27 +425,17 @@ func inject(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwarg
 	return c.result(th, b.Name(), timeoutArg{})
 }
 
-// An errIterator is an iterator whose failure Go code can read directly:
-// nextErr is Next, except that it reports a failure as an error instead of
-// cancelling the consuming thread (which is all Next can do). Builtins that
-// iterate (inject, job) should use it when available; streams and inboxes
-// implement it.
-type errIterator interface {
-	starlark.Iterator
-	nextErr(p *starlark.Value) (bool, error)
-}
-
 // feed sends the items of src one at a time.
 func feed(th *starlark.Thread, in *Interpreter, op string, src starlark.Iterable, c consumer) error {
 	it := src.Iterate()
 	defer it.Done() // releases a stream's producer, however we leave
-	eit, _ := it.(errIterator)
+	eit, _ := it.(builtin.ErrIterator)
 	var x starlark.Value
 	for {
 		var ok bool
 		var err error
 		if eit != nil {
-			ok, err = eit.nextErr(&x)
+			ok, err = eit.NextErr(&x)
 		} else {
 			ok = it.Next(&x)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/engine"
 )
 
@@ -130,7 +131,7 @@ func (c *coroutine) String() string        { return "<coroutine " + c.desc + ">"
 func (c *coroutine) Type() string          { return "coroutine" }
 func (c *coroutine) Freeze()               {}
 func (c *coroutine) Truth() starlark.Bool  { return true }
-func (c *coroutine) Hash() (uint32, error) { return hashPointer(c), nil }
+func (c *coroutine) Hash() (uint32, error) { return builtin.HashPointer(c), nil }
 
 // Cross lets a consumer cross: any thread may send to it, close it or wait
 // for it (its own thread sending to itself is refused by send), and its
@@ -142,7 +143,7 @@ func (c *coroutine) Attr(name string) (starlark.Value, error) {
 	}
 	return nil, nil
 }
-func (c *coroutine) AttrNames() []string { return sortedKeys(consumerMethods) }
+func (c *coroutine) AttrNames() []string { return builtin.SortedKeys(consumerMethods) }
 
 func (c *coroutine) put(th *starlark.Thread, op string, x starlark.Value) error {
 	if c.running.Load() == th {
@@ -234,7 +235,7 @@ func (c *coroutine) abort(th *starlark.Thread, err error) {
 
 func (c *coroutine) result(th *starlark.Thread, op string, t timeoutArg) (starlark.Value, error) {
 	defer c.fut.lookedAt()
-	v, err := c.fut.await(th, t.d)
+	v, err := c.fut.await(th, t.D)
 	if err != nil {
 		return nil, c.fut.wrap(op, err)
 	}
@@ -271,7 +272,7 @@ func (ib *inbox) String() string        { return "<inbox of " + ib.c.desc + ">" 
 func (ib *inbox) Type() string          { return "inbox" }
 func (ib *inbox) Freeze()               {}
 func (ib *inbox) Truth() starlark.Bool  { return true }
-func (ib *inbox) Hash() (uint32, error) { return hashPointer(ib), nil }
+func (ib *inbox) Hash() (uint32, error) { return builtin.HashPointer(ib), nil }
 
 func (ib *inbox) Cross(func(starlark.Value) error) error {
 	return fmt.Errorf("the inbox of %s cannot be passed to another thread; iterate it in the coroutine's own function", ib.c.desc)
@@ -290,7 +291,7 @@ func (ib *inbox) Iterate() starlark.Iterator {
 type inboxIterator struct{ ib *inbox }
 
 func (it inboxIterator) Next(p *starlark.Value) bool {
-	ok, err := it.nextErr(p)
+	ok, err := it.NextErr(p)
 	if err != nil {
 		// An iterator cannot fail: cancel the thread before saying "no
 		// more", so that the loop fails instead of ending quietly.
@@ -299,7 +300,7 @@ func (it inboxIterator) Next(p *starlark.Value) bool {
 	return ok
 }
 
-func (it inboxIterator) nextErr(p *starlark.Value) (bool, error) {
+func (it inboxIterator) NextErr(p *starlark.Value) (bool, error) {
 	ib := it.ib
 	v, ok, err := ib.c.inbox.Recv(ib.ctx, ib.w)
 	if ok {

@@ -8,6 +8,7 @@ import (
 
 	"go.starlark.net/starlark"
 
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/engine"
 )
 
@@ -96,7 +97,7 @@ func (s *stream) String() string        { return "<stream " + s.desc + ">" }
 func (s *stream) Type() string          { return "stream" }
 func (s *stream) Freeze()               {}
 func (s *stream) Truth() starlark.Bool  { return true }
-func (s *stream) Hash() (uint32, error) { return hashPointer(s), nil }
+func (s *stream) Hash() (uint32, error) { return builtin.HashPointer(s), nil }
 
 func (s *stream) Cross(func(starlark.Value) error) error {
 	return fmt.Errorf("stream %s cannot be passed to another thread: iterate it on the thread that called %s, or pass %s itself and call it there",
@@ -159,7 +160,7 @@ type streamIterator struct {
 }
 
 func (it *streamIterator) Next(p *starlark.Value) bool {
-	ok, err := it.nextErr(p)
+	ok, err := it.NextErr(p)
 	if err != nil {
 		// Cancel the consuming thread before saying "no more", so that the
 		// loop fails rather than ends as if the stream were complete.
@@ -168,7 +169,7 @@ func (it *streamIterator) Next(p *starlark.Value) bool {
 	return ok
 }
 
-func (it *streamIterator) nextErr(p *starlark.Value) (bool, error) {
+func (it *streamIterator) NextErr(p *starlark.Value) (bool, error) {
 	v, ok, err := it.st.Recv(it.ctx, it.w)
 	if ok {
 		*p = v
@@ -296,7 +297,7 @@ func (em *emitter) String() string        { return "<emit of " + em.s.desc + ">"
 func (em *emitter) Type() string          { return "emit" }
 func (em *emitter) Freeze()               {}
 func (em *emitter) Truth() starlark.Bool  { return true }
-func (em *emitter) Hash() (uint32, error) { return hashPointer(em), nil }
+func (em *emitter) Hash() (uint32, error) { return builtin.HashPointer(em), nil }
 
 func (em *emitter) Cross(func(starlark.Value) error) error {
 	return fmt.Errorf("emit of %s cannot be passed to another thread; call it in the generator's own function", em.s.desc)

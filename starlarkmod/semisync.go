@@ -10,6 +10,7 @@ import (
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/engine"
 )
 
@@ -105,7 +106,7 @@ func (s *semisyncFunc) String() string        { return fmt.Sprintf("<semisync fu
 func (s *semisyncFunc) Type() string          { return "semisync_function" }
 func (s *semisyncFunc) Freeze()               {}
 func (s *semisyncFunc) Truth() starlark.Bool  { return true }
-func (s *semisyncFunc) Hash() (uint32, error) { return hashPointer(s), nil }
+func (s *semisyncFunc) Hash() (uint32, error) { return builtin.HashPointer(s), nil }
 func (s *semisyncFunc) Name() string          { return s.name }
 
 func (s *semisyncFunc) Cross(yield func(starlark.Value) error) error {
@@ -195,9 +196,9 @@ var semisyncMethods = map[string]*starlark.Builtin{
 }
 
 func (s semisyncValue) Attr(name string) (starlark.Value, error) {
-	return methodAttr(s, semisyncMethods, name)
+	return builtin.MethodAttr(s, semisyncMethods, name)
 }
-func (semisyncValue) AttrNames() []string { return sortedKeys(semisyncMethods) }
+func (semisyncValue) AttrNames() []string { return builtin.SortedKeys(semisyncMethods) }
 
 // CallInternal implements both @semisync and @semisync(callback, dependencies).
 func (semisyncValue) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -1,19 +1,5 @@
-package starlarkmod
-
-import (
-	"fmt"
-	"slices"
-	"strings"
-	"sync"
-	"time"
-
-	"go.starlark.net/starlark"
-
-	"github.com/semisync/semisync/engine"
-	"go.starlark.net/starlarkstruct"
-)
-
-// Shared state, after Python's multiprocessing.Manager. Every container is
+// Package shared is the multiprocessing module of semisync scripts:
+// shared state, after Python's multiprocessing.Manager. Every container is
 // guarded by its own mutex, and every value stored in one is prepared for
 // crossing (deep-frozen), so any number of threads may use it at once:
 //
@@ -28,8 +14,44 @@ import (
 // compare by identity (==), cannot be dict keys, may hold one another and
 // themselves (l.extend(l), l.append(l)), and json.encode encodes a dict as
 // an object, a list as an array and a namespace as an object.
+//
+// A value stored in a container crosses to whichever thread reads it, so it
+// is readied like every value that crosses (deep-frozen and checked; see
+// starlarkmod.Crosser) before the container's lock is taken, and no lock
+// is ever held while calling out (iterating an argument, formatting a
+// value): l.extend(l) and two containers extended into each other from two
+// tasks cannot deadlock. A wait for a Lock goes through the engine: it
+// stops when the thread's context ends (Ctrl-C) and, in sequential mode,
+// lets the holder run.
+package shared
 
-type manager struct{ in *Interpreter }
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.starlark.net/starlark"
+
+	"go.starlark.net/starlarkstruct"
+
+	"github.com/semisync/semisync/engine"
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
+	"github.com/semisync/semisync/starlarkmod/internal/crossing"
+)
+
+// Module is the multiprocessing module: load("multiprocessing", "Manager",
+// "Lock"). Both are also predeclared in semisync scripts.
+var Module = &starlarkstruct.Module{
+	Name: "multiprocessing",
+	Members: starlark.StringDict{
+		"Manager": starlark.NewBuiltin("Manager", newManager),
+		"Lock":    starlark.NewBuiltin("Lock", newLock),
+	},
+}
+
+type manager struct{}
 
 var managerMethods = map[string]*starlark.Builtin{
 	"Namespace": starlark.NewBuiltin("Manager.Namespace", newNamespace),
@@ -42,24 +64,16 @@ func newManager(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
 		return nil, err
 	}
-	return manager{in: interpOf(th)}, nil
-}
-
-// interpOf returns the interpreter running th, or nil.
-func interpOf(th *starlark.Thread) *Interpreter {
-	if ts := stateOf(th); ts != nil {
-		return ts.in
-	}
-	return nil
+	return manager{}, nil
 }
 
 // storer prepares values stored into a shared container. Whoever reads
 // them later may be background work, so the background rule applies.
-type storer struct{ in *Interpreter }
-
-func (s storer) store(op string, vs ...starlark.Value) error {
-	return s.in.checker().Cross(nil, op, true, vs...)
+type storer struct {
+	cross func(op string, vs ...starlark.Value) error // of the thread that made the container
 }
+
+func (s storer) store(op string, vs ...starlark.Value) error { return s.cross(op, vs...) }
 
 func (s storer) storeArgs(op string, args starlark.Tuple, kwargs []starlark.Tuple) error {
 	if err := s.store(op, args...); err != nil {
@@ -79,9 +93,9 @@ func (manager) Freeze()               {}
 func (manager) Truth() starlark.Bool  { return true }
 func (manager) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: Manager") }
 func (m manager) Attr(name string) (starlark.Value, error) {
-	return methodAttr(m, managerMethods, name)
+	return builtin.MethodAttr(m, managerMethods, name)
 }
-func (manager) AttrNames() []string { return sortedKeys(managerMethods) }
+func (manager) AttrNames() []string { return builtin.SortedKeys(managerMethods) }
 
 // The containers below follow one rule (DESIGN, section 2, rule 14): no
 // lock is held while calling out. A method unpacks its arguments, iterates
@@ -109,7 +123,7 @@ func newNamespace(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 	if len(args) > 0 {
 		return nil, fmt.Errorf("%s: got %d positional arguments, want keyword arguments only", b.Name(), len(args))
 	}
-	ns := &namespace{storer: storer{interpOf(th)}, attrs: map[string]starlark.Value{}}
+	ns := &namespace{storer: storer{builtin.CrosserOf(th)}, attrs: map[string]starlark.Value{}}
 	if err := ns.storeArgs(b.Name(), nil, kwargs); err != nil {
 		return nil, err
 	}
@@ -124,7 +138,7 @@ func (ns *namespace) snapshot() []starlark.Tuple {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	items := make([]starlark.Tuple, 0, len(ns.attrs))
-	for _, k := range sortedKeys(ns.attrs) {
+	for _, k := range builtin.SortedKeys(ns.attrs) {
 		items = append(items, starlark.Tuple{starlark.String(k), ns.attrs[k]})
 	}
 	return items
@@ -134,7 +148,7 @@ func (ns *namespace) String() string        { return formatValue(ns) }
 func (ns *namespace) Type() string          { return "Namespace" }
 func (ns *namespace) Freeze()               {}
 func (ns *namespace) Truth() starlark.Bool  { return true }
-func (ns *namespace) Hash() (uint32, error) { return hashPointer(ns), nil }
+func (ns *namespace) Hash() (uint32, error) { return builtin.HashPointer(ns), nil }
 
 func (ns *namespace) Attr(name string) (starlark.Value, error) {
 	ns.mu.Lock()
@@ -148,7 +162,7 @@ func (ns *namespace) Attr(name string) (starlark.Value, error) {
 func (ns *namespace) AttrNames() []string {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
-	return sortedKeys(ns.attrs)
+	return builtin.SortedKeys(ns.attrs)
 }
 
 // SetField implements ns.name = v; v is deep-frozen first.
@@ -168,14 +182,14 @@ func (ns *namespace) SetField(name string, v starlark.Value) error {
 func collect(x starlark.Iterable) ([]starlark.Value, error) {
 	it := x.Iterate()
 	defer it.Done()
-	eit, _ := it.(errIterator)
+	eit, _ := it.(builtin.ErrIterator)
 	var elems []starlark.Value
 	var v starlark.Value
 	for {
 		var ok bool
 		var err error
 		if eit != nil {
-			ok, err = eit.nextErr(&v)
+			ok, err = eit.NextErr(&v)
 		} else {
 			ok = it.Next(&v)
 		}
@@ -223,7 +237,7 @@ func newSharedList(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0, &init); err != nil {
 		return nil, err
 	}
-	sl := &sharedList{storer: storer{interpOf(th)}}
+	sl := &sharedList{storer: storer{builtin.CrosserOf(th)}}
 	if init != nil {
 		elems, err := collect(init)
 		if err != nil {
@@ -243,9 +257,9 @@ func (sl *sharedList) Freeze()               {}
 func (sl *sharedList) Truth() starlark.Bool  { return sl.Len() > 0 }
 func (sl *sharedList) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable type: Manager.list") }
 func (sl *sharedList) Attr(name string) (starlark.Value, error) {
-	return methodAttr(sl, listMethods, name)
+	return builtin.MethodAttr(sl, listMethods, name)
 }
-func (sl *sharedList) AttrNames() []string { return sortedKeys(listMethods) }
+func (sl *sharedList) AttrNames() []string { return builtin.SortedKeys(listMethods) }
 
 func (sl *sharedList) Len() int {
 	sl.mu.Lock()
@@ -522,7 +536,7 @@ var dictMethods = map[string]*starlark.Builtin{
 }
 
 func newSharedDict(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	sd := &sharedDict{storer: storer{interpOf(th)}}
+	sd := &sharedDict{storer: storer{builtin.CrosserOf(th)}}
 	if err := sd.update(b.Name(), args, kwargs); err != nil {
 		return nil, err
 	}
@@ -535,9 +549,9 @@ func (sd *sharedDict) Freeze()               {}
 func (sd *sharedDict) Truth() starlark.Bool  { return sd.Len() > 0 }
 func (sd *sharedDict) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable type: Manager.dict") }
 func (sd *sharedDict) Attr(name string) (starlark.Value, error) {
-	return methodAttr(sd, dictMethods, name)
+	return builtin.MethodAttr(sd, dictMethods, name)
 }
-func (sd *sharedDict) AttrNames() []string { return sortedKeys(dictMethods) }
+func (sd *sharedDict) AttrNames() []string { return builtin.SortedKeys(dictMethods) }
 
 func (sd *sharedDict) Len() int {
 	sd.mu.Lock()
@@ -939,16 +953,16 @@ func (l *lock) String() string {
 func (l *lock) Type() string          { return "Lock" }
 func (l *lock) Freeze()               {}
 func (l *lock) Truth() starlark.Bool  { return true }
-func (l *lock) Hash() (uint32, error) { return hashPointer(l), nil }
+func (l *lock) Hash() (uint32, error) { return builtin.HashPointer(l), nil }
 func (l *lock) Attr(name string) (starlark.Value, error) {
-	return methodAttr(l, lockMethods, name)
+	return builtin.MethodAttr(l, lockMethods, name)
 }
-func (l *lock) AttrNames() []string { return sortedKeys(lockMethods) }
+func (l *lock) AttrNames() []string { return builtin.SortedKeys(lockMethods) }
 
 // acquire takes the lock, waiting at most d (0: forever) and no longer than
 // th's context allows. It reports whether it got the lock.
 func (l *lock) acquire(th *starlark.Thread, d time.Duration) (bool, error) {
-	_, _, err := recvOn(th, l.tok, d)
+	_, _, err := builtin.Recv(th, l.tok, d)
 	switch {
 	case err == nil:
 		return true, nil
@@ -969,11 +983,11 @@ func (l *lock) release() bool {
 }
 
 func lockAcquire(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var t timeoutArg
+	var t builtin.Timeout
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "timeout?", &t); err != nil {
 		return nil, err
 	}
-	ok, err := b.Receiver().(*lock).acquire(th, t.d)
+	ok, err := b.Receiver().(*lock).acquire(th, t.D)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
@@ -1022,9 +1036,9 @@ func (sl *sharedList) Cross(func(starlark.Value) error) error { return nil }
 func (l *lock) Cross(func(starlark.Value) error) error        { return nil }
 
 var (
-	_ Crosser = manager{}
-	_ Crosser = (*namespace)(nil)
-	_ Crosser = (*sharedDict)(nil)
-	_ Crosser = (*sharedList)(nil)
-	_ Crosser = (*lock)(nil)
+	_ crossing.Crosser = manager{}
+	_ crossing.Crosser = (*namespace)(nil)
+	_ crossing.Crosser = (*sharedDict)(nil)
+	_ crossing.Crosser = (*sharedList)(nil)
+	_ crossing.Crosser = (*lock)(nil)
 )
