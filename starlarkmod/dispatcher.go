@@ -11,8 +11,8 @@ import (
 
 	"go.starlark.net/starlark"
 
-	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/engine"
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 )
 
 // The dispatcher, after concert's messaging (concert.helpers):

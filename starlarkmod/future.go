@@ -9,8 +9,8 @@ import (
 
 	"go.starlark.net/starlark"
 
-	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/engine"
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 )
 
 // A Future is the Starlark value of pending work: a semisync call handle,

@@ -10,8 +10,8 @@ import (
 
 	"go.starlark.net/starlark"
 
-	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/engine"
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 )
 
 // The job builtin, after spychronous's SynchronousJob: a parallel map.

@@ -9,8 +9,8 @@ import (
 
 	"go.starlark.net/starlark"
 
-	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/engine"
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 )
 
 // @coroutine: see the top of pipeline.go for the script API.

@@ -10,8 +10,8 @@ import (
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
 
-	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/engine"
+	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 )
 
 // The semisync builtin, after the semisync Python package:
