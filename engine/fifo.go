@@ -52,17 +52,21 @@ func (q *fifo[T]) pop() (T, bool) {
 	b.start++
 	q.n--
 	if b.start == b.end {
-		// Drained: reset it in place if it is the last block, else unlink it
-		// and keep it as the spare.
-		if b.next == nil {
-			b.start, b.end = 0, 0
-		} else {
-			q.head = b.next
-			b.next, b.start, b.end = nil, 0, 0
-			q.spare = b
-		}
+		q.drained(b)
 	}
 	return v, true
+}
+
+// drained recycles b, the head block, now empty: reset in place if it is
+// the last block, else unlinked and kept as the spare.
+func (q *fifo[T]) drained(b *block[T]) {
+	if b.next == nil {
+		b.start, b.end = 0, 0
+		return
+	}
+	q.head = b.next
+	b.next, b.start, b.end = nil, 0, 0
+	q.spare = b
 }
 
 // takeAll moves every queued value to a new fifo, leaving q empty.
@@ -84,13 +88,7 @@ func (q *fifo[T]) popBatch(dst []T, max int) []T {
 		q.n -= k
 		max -= k
 		if b.start == b.end {
-			if b.next == nil {
-				b.start, b.end = 0, 0
-			} else {
-				q.head = b.next
-				b.next, b.start, b.end = nil, 0, 0
-				q.spare = b
-			}
+			q.drained(b)
 		}
 	}
 	return dst
