@@ -98,12 +98,16 @@ func testModule(interrupts chan<- os.Signal) starlark.StringDict {
 			if ctx == nil {
 				ctx = context.Background()
 			}
-			select {
-			case <-gate:
-				return starlark.String("gate opened"), nil
-			case <-ctx.Done():
-				return nil, errors.Join(errors.New(b.Name()+": cancelled"), context.Cause(ctx))
+			// A cancelled caller fails even if the gate is open too (a
+			// select would pick either at random).
+			if ctx.Err() == nil {
+				select {
+				case <-gate:
+					return starlark.String("gate opened"), nil
+				case <-ctx.Done():
+				}
 			}
+			return nil, errors.Join(errors.New(b.Name()+": cancelled"), context.Cause(ctx))
 		}),
 		"open_gate": starlark.NewBuiltin("repltest.open_gate", func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
 			once.Do(func() { close(gate) })
