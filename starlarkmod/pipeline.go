@@ -141,6 +141,20 @@ func (p *pipelines) newestOpen() *coroutine {
 	return newest
 }
 
+// newestAwaited returns the open consumer created last whose result some
+// thread waits for, or nil.
+func (p *pipelines) newestAwaited() *coroutine {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var newest *coroutine
+	for c := range p.open {
+		if c.awaited.Load() > 0 && (newest == nil || c.seq > newest.seq) {
+			newest = c
+		}
+	}
+	return newest
+}
+
 func (p *pipelines) removeOpen(c *coroutine) {
 	p.mu.Lock()
 	delete(p.open, c)

@@ -119,6 +119,7 @@ type coroutine struct {
 	closed   bool   // guarded by mu; isClosed reads it without
 	closedAt string // guarded by mu
 	closing  atomic.Bool
+	awaited  atomic.Int32 // threads waiting in result() while it is open
 }
 
 var (
@@ -235,6 +236,13 @@ func (c *coroutine) abort(th *starlark.Thread, err error) {
 
 func (c *coroutine) result(th *starlark.Thread, op string, t timeoutArg) (starlark.Value, error) {
 	defer c.fut.lookedAt()
+	if !c.fut.f.IsDone() && !c.closing.Load() {
+		// Waiting for a consumer nobody closed: at the end of the run, Wait
+		// closes it rather than wait for this wait (see Run.Wait).
+		c.awaited.Add(1)
+		defer c.awaited.Add(-1)
+		c.run.kickWait()
+	}
 	v, err := c.fut.await(th, t.D)
 	if err != nil {
 		return nil, c.fut.wrap(op, err)

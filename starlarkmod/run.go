@@ -41,6 +41,10 @@ type Run struct {
 	tasks taskLog
 	pipes pipelines
 
+	// waitKick wakes Wait when a future it waits for ends, or a thread
+	// starts waiting for the result of a consumer nobody closed.
+	waitKick chan struct{}
+
 	bgMu   sync.Mutex
 	fails  []string                                            // failures already reported that end the run with an error
 	bg     map[*Future]struct{}                                // background work to wait for before exit
@@ -58,6 +62,8 @@ func (in *Interpreter) newRun(ctx context.Context, root string) *Run {
 		main:  newRootID(),
 		loads: make(map[string]*loadEntry),
 		sem:   newSemisyncState(),
+
+		waitKick: make(chan struct{}, 1),
 	}
 	d := newDispatcher(r, "dispatcher")
 	base := in.predeclared()
@@ -128,6 +134,10 @@ func (r *Run) bgContext(th *starlark.Thread) context.Context {
 //     created last is closed, since a pipeline's upstream stages are
 //     created after the consumers they feed, and Wait goes back to 1.
 //
+// One exception to the order: a consumer nobody closed whose result a
+// thread waits for is closed as soon as Wait would otherwise wait (that
+// thread waits for its end, and nothing else would ever close it).
+//
 // The calling goroutine joins the interpreter's pool while it waits (in
 // sequential mode, the run's tasks go on whenever it waits): it must not
 // be running a thread of the run that has not left (see [Run.Leave]).
@@ -149,7 +159,7 @@ func (r *Run) Wait(ctx context.Context) error {
 		}
 		if fs := r.takeSettling(); len(fs) > 0 {
 			for _, f := range fs {
-				if _, err := f.f.Result(ctx, w); err != nil {
+				if err := r.settle(ctx, w, f); err != nil {
 					if ctx.Err() != nil {
 						return context.Cause(ctx)
 					}
@@ -180,6 +190,31 @@ func (r *Run) Wait(ctx context.Context) error {
 		return errors.New(strings.Join(fails, "\n"))
 	}
 	return nil
+}
+
+// settle waits for f on w and returns its error; while it waits, it closes
+// the consumers nobody closed that a thread waits for (see Wait).
+func (r *Run) settle(ctx context.Context, w *engine.Worker, f *Future) error {
+	f.f.OnDone(r.kickWait)
+	for !f.f.IsDone() {
+		if c := r.pipes.newestAwaited(); c != nil {
+			c.closeAt(nil, "the end of the script")
+			continue
+		}
+		if _, _, err := engine.Recv(ctx, w, r.waitKick, 0); err != nil {
+			return err
+		}
+	}
+	_, err := f.f.Result(ctx, w) // resolved: returns at once (re-raising a task's panic)
+	return err
+}
+
+// kickWait wakes Wait if it waits (see waitKick).
+func (r *Run) kickWait() {
+	select {
+	case r.waitKick <- struct{}{}:
+	default:
+	}
 }
 
 // takeSettling removes from the tracked background work, and returns in the
