@@ -71,9 +71,13 @@
 //
 // # Design
 //
-// A [Session] owns a [starlarkmod.Interpreter] and one main thread, and
-// runs each entry with [starlarkmod.Run.ExecSyntax] under a
-// context derived from the session's context. Ctrl-C reaches the session
+// A [Session] owns a [starlarkmod.Interpreter], one [starlarkmod.Run] (the
+// session's state: semisync queue, background work, task log) and its main
+// thread, and runs each entry (chunk.go: the "_" binding and re-binding an
+// earlier entry's name) with [starlarkmod.Run.ExecSyntax] under a context
+// derived from the session's context. The main thread takes part in the
+// interpreter's pool only while an entry runs (Run.Rejoin, Run.Leave), so
+// in sequential mode background work goes on while the prompt waits. Ctrl-C reaches the session
 // in two ways: at the prompt, liner returns liner.ErrPromptAborted; while
 // an entry runs, SIGINT arrives on Options.Interrupts and cancels the
 // entry's context (which cancels its Starlark thread and the tasks started

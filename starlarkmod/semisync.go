@@ -555,7 +555,7 @@ func (e *beginError) Unwrap() error { return e.ge }
 
 // run runs the batch like runGraph and records it as one task of kind
 // "semisync" (one record per begin, not per call, so the record costs
-// nothing per call), listed by [Interpreter.Tasks] and the REPL's :tasks.
+// nothing per call), listed by [Run.Tasks] and the REPL's :tasks.
 func (r *beginRun) run(ctx context.Context, th *starlark.Thread) error {
 	if len(r.batch) == 0 {
 		return r.runGraph(ctx, th)
