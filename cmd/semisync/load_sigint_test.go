@@ -27,10 +27,7 @@ func TestSIGINTUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "semisync")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := semisyncBinary(t)
 	tests := []struct {
 		name, src string
 		started   int // "running" lines to see before pressing Ctrl-C: as many as the pool runs at once (engine.PoolOptions.Limit), so every core is busy

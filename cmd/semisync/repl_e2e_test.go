@@ -27,19 +27,8 @@ func TestREPLInTerminal(t *testing.T) {
 	if err != nil {
 		t.Skip("tmux is not installed (apt-get install -y tmux; .ci/run installs it)")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil && os.Getenv("GOROOT") != "" {
-		goBin, err = filepath.Join(os.Getenv("GOROOT"), "bin", "go"), nil
-	}
-	if err != nil {
-		t.Fatalf("cannot build the binary: no go command in PATH or GOROOT: %v", err)
-	}
+	bin := semisyncBinary(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "semisync")
-	build := exec.Command(goBin, "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	home := filepath.Join(dir, "home")
 	if err := os.Mkdir(home, 0o755); err != nil {
 		t.Fatal(err)

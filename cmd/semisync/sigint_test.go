@@ -39,11 +39,8 @@ func TestSIGINTStopsJob(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
+	bin := semisyncBinary(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "semisync")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
 	script := filepath.Join(dir, "forever.star")
 	require.NoError(t, os.WriteFile(script, []byte(sigintScript), 0o644))
 
