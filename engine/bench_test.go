@@ -10,23 +10,33 @@ import (
 )
 
 // BenchmarkPoolTrivial submits b.N tasks that do nothing but count down; it
-// measures the cost of handing a task to a worker.
+// measures the cost of handing a task to a worker: on a parallel pool, and
+// on a serial pool, the tasks submitted by a goroutine that takes no part,
+// where each one is a hand-off of the baton.
 func BenchmarkPoolTrivial(b *testing.B) {
-	p := engine.NewPool(engine.PoolOptions{})
-	defer p.Close()
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	task := func(context.Context, *engine.Worker) { wg.Done() }
-
-	b.ReportAllocs()
-	b.ResetTimer()
-	wg.Add(b.N)
-	for range b.N {
-		if err := p.Go(ctx, task); err != nil {
-			b.Fatal(err)
+	for _, serial := range []bool{false, true} {
+		name := "parallel"
+		if serial {
+			name = "serial"
 		}
+		b.Run(name, func(b *testing.B) {
+			p := engine.NewPool(engine.PoolOptions{Serial: serial})
+			defer p.Close()
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			task := func(context.Context, *engine.Worker) { wg.Done() }
+
+			b.ReportAllocs()
+			b.ResetTimer()
+			wg.Add(b.N)
+			for range b.N {
+				if err := p.Go(ctx, task); err != nil {
+					b.Fatal(err)
+				}
+			}
+			wg.Wait()
+		})
 	}
-	wg.Wait()
 }
 
 // BenchmarkGoStatementTrivial is the baseline for BenchmarkPoolTrivial: a
@@ -138,27 +148,6 @@ func BenchmarkFutureGoParallel(b *testing.B) {
 			}
 		}
 	})
-}
-
-// BenchmarkPoolTrivialSerial is BenchmarkPoolTrivial on a serial pool, the
-// tasks submitted by a goroutine that takes no part: each one is a hand-off
-// of the baton.
-func BenchmarkPoolTrivialSerial(b *testing.B) {
-	p := engine.NewPool(engine.PoolOptions{Serial: true})
-	defer p.Close()
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	task := func(context.Context, *engine.Worker) { wg.Done() }
-
-	b.ReportAllocs()
-	b.ResetTimer()
-	wg.Add(b.N)
-	for range b.N {
-		if err := p.Go(ctx, task); err != nil {
-			b.Fatal(err)
-		}
-	}
-	wg.Wait()
 }
 
 // BenchmarkStreamSerial is BenchmarkStream's unbuffered, one-at-a-time
