@@ -177,27 +177,3 @@ func BenchmarkStreamSerial(b *testing.B) {
 		})
 	}
 }
-
-// BenchmarkDispatcherSerial is BenchmarkDispatcher on a serial pool, posted
-// by an entered goroutine.
-func BenchmarkDispatcherSerial(b *testing.B) {
-	p := engine.NewPool(engine.PoolOptions{Serial: true})
-	defer p.Close()
-	w := p.Enter()
-	defer w.Leave()
-	var n int
-	d := engine.NewDispatcher(func(_ context.Context, _ *engine.Worker, batch []int) int {
-		n += len(batch)
-		return len(batch)
-	})
-	for i := range b.N {
-		_ = d.Post(bg, p, i)
-	}
-	if err := d.Wait(bg, w); err != nil {
-		b.Fatal(err)
-	}
-	if n != b.N {
-		b.Fatal(fmt.Sprint("handled ", n))
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-}

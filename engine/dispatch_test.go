@@ -350,22 +350,35 @@ func TestDispatcherExecutorRefuses(t *testing.T) {
 	assert.Equal(t, []int{2}, r.got)
 }
 
+// BenchmarkDispatcher posts b.N values and waits for them, on a parallel
+// pool and on a serial one (posted by an entered goroutine, which hands on
+// the baton when it waits).
 func BenchmarkDispatcher(b *testing.B) {
-	p := engine.NewPool(engine.PoolOptions{})
-	defer p.Close()
-	var n int
-	d := engine.NewDispatcher(func(_ context.Context, _ *engine.Worker, batch []int) int {
-		n += len(batch)
-		return len(batch)
-	})
-	for i := range b.N {
-		_ = d.Post(bg, p, i)
+	for _, serial := range []bool{false, true} {
+		name := "parallel"
+		if serial {
+			name = "serial"
+		}
+		b.Run(name, func(b *testing.B) {
+			p := engine.NewPool(engine.PoolOptions{Serial: serial})
+			defer p.Close()
+			w := p.Enter()
+			defer w.Leave()
+			var n int
+			d := engine.NewDispatcher(func(_ context.Context, _ *engine.Worker, batch []int) int {
+				n += len(batch)
+				return len(batch)
+			})
+			for i := range b.N {
+				_ = d.Post(bg, p, i)
+			}
+			if err := d.Wait(bg, w); err != nil {
+				b.Fatal(err)
+			}
+			if n != b.N {
+				b.Fatal(fmt.Sprint("handled ", n))
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
 	}
-	if err := d.Wait(bg, nil); err != nil {
-		b.Fatal(err)
-	}
-	if n != b.N {
-		b.Fatal(fmt.Sprint("handled ", n))
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
