@@ -13,8 +13,8 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// The module works on any Starlark thread; semisync's interpreter adds the
-// crossing checks and engine waits (see the package doc).
+// The module works on any Starlark thread; on semisync's threads its waits
+// go through the engine (see the package doc).
 func Example() {
 	th := &starlark.Thread{Print: func(_ *starlark.Thread, msg string) { fmt.Println(msg) }}
 	_, err := starlark.ExecFileOptions(&syntax.FileOptions{}, th, "example.star", `

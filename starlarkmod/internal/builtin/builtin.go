@@ -4,7 +4,7 @@
 // other threads, the timeout argument, and small helpers for values with
 // methods. starlarkmod sets each thread up so that these work (see
 // [Thread]); on a thread it did not make they fall back to plain waits and
-// a plain freeze.
+// a crossing checker of their own.
 package builtin
 
 import (
@@ -18,6 +18,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/semisync/semisync/engine"
+	"github.com/semisync/semisync/starlarkmod/internal/crossing"
 )
 
 // A Thread is what starlarkmod records for each thread it makes, under the
@@ -68,17 +69,14 @@ func Recv[T any](th *starlark.Thread, ch <-chan T, timeout time.Duration) (T, bo
 
 // CrosserOf returns the function that readies values stored by code of
 // th for any thread to read (see [Thread.Cross]); on a thread starlarkmod
-// did not make, it just freezes them.
+// did not make, the same walk with a checker of its own (it knows no
+// compiled file, so functions are checked conservatively).
 func CrosserOf(th *starlark.Thread) func(op string, vs ...starlark.Value) error {
 	if t := Of(th); t != nil {
 		return t.Cross
 	}
-	return func(_ string, vs ...starlark.Value) error {
-		for _, v := range vs {
-			v.Freeze()
-		}
-		return nil
-	}
+	c := new(crossing.Checker)
+	return func(op string, vs ...starlark.Value) error { return c.Cross(nil, op, true, vs...) }
 }
 
 // An ErrIterator is an iterator whose failure Go code can read directly:
