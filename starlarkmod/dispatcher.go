@@ -64,7 +64,6 @@ type dispatcherValue struct {
 
 	registered atomic.Bool // with the interpreter, for delivery at exit
 	delivering atomic.Pointer[starlark.Thread]
-	sent       atomic.Uint64
 }
 
 // A subscription is the handlers of one (sender, message) pair.
@@ -82,7 +81,6 @@ type delivery struct {
 	sender   starlark.Value
 	message  starlark.Value
 	handlers []starlark.Value
-	n        uint64
 	task     taskRef // the send: its handler calls are its children
 }
 
@@ -331,7 +329,7 @@ func dispatcherSend(th *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	if !d.registered.Load() && !d.registered.Swap(true) {
 		d.run.pipelines().addDispatcher(d)
 	}
-	m := delivery{sender: sender, message: message, handlers: handlers, n: d.sent.Add(1), task: stateOf(th).nextChild()}
+	m := delivery{sender: sender, message: message, handlers: handlers, task: stateOf(th).nextChild()}
 	if err := d.q.Post(d.run.bgContext(th), in.pool, m); err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
