@@ -55,7 +55,6 @@ func (cf *coroutineFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, 
 	}
 	p := r.pipelines()
 	c := &coroutine{
-		in:     in,
 		run:    r,
 		desc:   fmt.Sprintf("%s(%s) called at %s", cf.fn.Name(), shortArgs(args, kwargs), callerPos(th)),
 		fn:     cf.fn,
@@ -99,7 +98,6 @@ func (cf *coroutineFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, 
 // coroutine is a started consumer: the value returned by calling a
 // @coroutine function.
 type coroutine struct {
-	in      *Interpreter
 	run     *Run
 	desc    string // "consume() called at x.star:3:1"
 	seq     uint64 // creation order, for closing at exit
