@@ -18,6 +18,7 @@ import (
 	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/starlarkmod/internal/crossing"
 	"github.com/semisync/semisync/starlarkmod/internal/decorator"
+	"github.com/semisync/semisync/starlarkmod/internal/portable"
 	"github.com/semisync/semisync/starlarkmod/random"
 )
 
@@ -483,6 +484,7 @@ func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, 
 		return nil, err
 	}
 	in.cross.Add(prog, crossing.Analyze(f))
+	portable.Register(prog, f, src)
 	return prog, nil
 }
 
@@ -490,7 +492,11 @@ func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, 
 // opts, which should be [FileOptions] or a copy of them with changes (the
 // REPL sets LoadBindsGlobally), for [Run.ExecSyntax].
 func Parse(opts *syntax.FileOptions, filename string, src []byte) (*syntax.File, error) {
-	return decorator.Parse(opts, filename, src, 0)
+	f, err := decorator.Parse(opts, filename, src, 0)
+	if err == nil {
+		portable.NoteSource(f, src)
+	}
+	return f, err
 }
 
 // ExecSyntax compiles f, a file from [Parse] that the caller may have
@@ -513,6 +519,7 @@ func (r *Run) ExecSyntax(ctx context.Context, th *starlark.Thread, f *syntax.Fil
 		return nil, err
 	}
 	r.in.cross.Add(prog, crossing.Analyze(f))
+	portable.Register(prog, f, nil)
 	defer r.in.cross.Finish(prog)
 	return withContext(ctx, th, func() (starlark.StringDict, error) {
 		g, err := prog.Init(th, env)
