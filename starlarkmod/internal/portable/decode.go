@@ -33,10 +33,11 @@ type decoder struct {
 	env  *Env
 	th   *starlark.Thread
 
-	files []*fileEntry
-	objs  []starlark.Value // by id; nil while being built
-	envs  []starlark.Value // values decoded into function environments: frozen at the end
-	depth int
+	files  []*fileEntry
+	objs   []starlark.Value // by id; nil while being built
+	envs   []starlark.Value // values decoded into function environments: frozen at the end
+	fixups []fixup          // environment entries that refer to values still being built
+	depth  int
 }
 
 var errTruncated = errors.New("portable: truncated or corrupt encoding")
@@ -105,10 +106,35 @@ func (d *decoder) end() error {
 	return nil
 }
 
+// A fixup is an entry of a function's environment that refers to a value
+// being built when the entry was decoded (a Portable host value that holds
+// the function, as fib = future(fib) does): environments are read only
+// when the function runs, so the entry is filled in at the end.
+type fixup struct {
+	env starlark.StringDict
+	key string
+	id  int
+}
+
 // freeze freezes v and every value decoded into a function's environment.
 func (d *decoder) freeze(v starlark.Value) {
 	crossing.Freeze(append(d.envs, v)...)
 	d.envs = nil
+}
+
+// resolveFixups fills in the entries left by fixups; call it before
+// freeze, once the whole encoding is decoded.
+func (d *decoder) resolveFixups() error {
+	for _, f := range d.fixups {
+		v := d.objs[f.id]
+		if v == nil {
+			return errors.New("portable: a function's environment refers to a value that was never built")
+		}
+		f.env[f.key] = v
+		d.envs = append(d.envs, v)
+	}
+	d.fixups = nil
+	return nil
 }
 
 func (d *decoder) thread() *starlark.Thread {
@@ -496,6 +522,20 @@ func (d *decoder) value() (starlark.Value, error) {
 	return nil, fmt.Errorf("portable: unknown tag %d", tag)
 }
 
+// pendingRef reports whether the next value is a reference to a value
+// still being built, and consumes it if so.
+func (d *decoder) pendingRef() (int, bool) {
+	if d.off >= len(d.data) || d.data[d.off] != tagRef {
+		return 0, false
+	}
+	id, n := binary.Uvarint(d.data[d.off+1:])
+	if n <= 0 || id >= uint64(len(d.objs)) || d.objs[id] != nil {
+		return 0, false
+	}
+	d.off += 1 + n
+	return int(id), true
+}
+
 // function decodes a function (see encoder.function for the layout).
 func (d *decoder) function() (starlark.Value, error) {
 	id := d.reserve()
@@ -572,6 +612,14 @@ func (d *decoder) function() (starlark.Value, error) {
 	d.objs[id] = fn
 	self := fn.Name()
 	for _, name := range bound {
+		if id, ok := d.pendingRef(); ok {
+			key := name
+			if name == self && decl.flags&flagSelfOther != 0 {
+				key = name + selfSuffix
+			}
+			d.fixups = append(d.fixups, fixup{env, key, id})
+			continue
+		}
 		v, err := d.value()
 		if err != nil {
 			return nil, err

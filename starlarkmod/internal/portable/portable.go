@@ -194,6 +194,9 @@ func DecodeFuncEnv(data []byte, env *Env) (starlark.Callable, error) {
 	if err := d.end(); err != nil {
 		return nil, err
 	}
+	if err := d.resolveFixups(); err != nil {
+		return nil, err
+	}
 	c, ok := v.(starlark.Callable)
 	if !ok {
 		return nil, fmt.Errorf("portable: encoded function is a %s, not callable", v.Type())
@@ -244,6 +247,9 @@ func DecodeArgsEnv(data []byte, env *Env) (starlark.Tuple, []starlark.Tuple, err
 	if err := d.end(); err != nil {
 		return nil, nil, err
 	}
+	if err := d.resolveFixups(); err != nil {
+		return nil, nil, err
+	}
 	d.freeze(args)
 	for _, kv := range kwargs {
 		d.freeze(kv[1])
@@ -266,6 +272,9 @@ func DecodeValueEnv(data []byte, env *Env) (starlark.Value, error) {
 		return nil, err
 	}
 	if err := d.end(); err != nil {
+		return nil, err
+	}
+	if err := d.resolveFixups(); err != nil {
 		return nil, err
 	}
 	d.freeze(v)

@@ -208,9 +208,9 @@ func (fi *fileInfo) analyze(n syntax.Node) *analysis {
 		body = append(body, n.Body)
 	}
 	a := &analysis{name: rf.Name, free: rf.FreeVars, params: rf.Params, dotted: map[string][]use{}, freeUse: map[string]syntax.Position{}}
-	freeSet := map[*resolve.Binding]bool{}
+	freeSet := map[*syntax.Ident]bool{} // by first binding: a nested function's own free binding differs
 	for _, b := range rf.FreeVars {
-		freeSet[b] = true
+		freeSet[b.First] = true
 	}
 	seen := map[*resolve.Binding]bool{}
 	seenName := map[string]bool{}
@@ -218,7 +218,7 @@ func (fi *fileInfo) analyze(n syntax.Node) *analysis {
 		switch x := x.(type) {
 		case *syntax.DotExpr:
 			if id, ok := x.X.(*syntax.Ident); ok {
-				if b, ok := id.Binding.(*resolve.Binding); ok && (b.Scope == resolve.Global || b.Scope == resolve.Predeclared) {
+				if b, ok := id.Binding.(*resolve.Binding); ok && (b.Scope == resolve.Global || b.Scope == resolve.Predeclared || b.Scope == resolve.Free) {
 					a.dotted[id.Name] = append(a.dotted[id.Name], use{id.Name + "." + x.Name.Name, x.Dot})
 				}
 			}
@@ -229,7 +229,7 @@ func (fi *fileInfo) analyze(n syntax.Node) *analysis {
 			}
 			switch b.Scope {
 			case resolve.Free:
-				if _, ok := a.freeUse[x.Name]; !ok && freeSet[b] {
+				if _, ok := a.freeUse[x.Name]; !ok && freeSet[b.First] {
 					a.freeUse[x.Name] = x.NamePos
 				}
 			case resolve.Global:
