@@ -55,6 +55,10 @@ type Options struct {
 	// creates (main threads and workers) before it runs any code, to set
 	// the host's thread-locals.
 	ThreadInit func(th *starlark.Thread)
+	// Remote, if set (`--nats`), runs job items, @semisync calls and
+	// @future calls elsewhere (see remote.go); a task whose function or
+	// arguments are not portable is refused before anything is sent.
+	Remote Remote
 }
 
 // An Interpreter runs semisync scripts. It holds the configuration, a
@@ -73,6 +77,8 @@ type Interpreter struct {
 	root   string // default load root of runs; "" means the script's directory
 
 	cross crossing.Checker // analyses, finished modules, values found safe for good
+
+	remoteFns remoteCache // functions decoded by ExecRemote
 
 	predeclOnce sync.Once
 	predecl     starlark.StringDict
@@ -267,8 +273,14 @@ var workerThread engine.Local[*starlark.Thread]
 // run's main thread).
 func (in *Interpreter) newThread(name string, w *engine.Worker, pooled bool) *starlark.Thread {
 	th := &starlark.Thread{
-		Name:  name,
-		Print: func(_ *starlark.Thread, msg string) { in.out.line(msg) },
+		Name: name,
+		Print: func(th *starlark.Thread, msg string) {
+			if r := runOf(th); r != nil && r.remote.out != nil {
+				r.remote.out(msg) // a task run for a cluster caller
+				return
+			}
+			in.out.line(msg)
+		},
 	}
 	if !pooled {
 		th.Load = func(th *starlark.Thread, module string) (starlark.StringDict, error) {
