@@ -353,10 +353,9 @@ const (
 )
 
 type remoteEvent struct {
-	batch int
-	i     int // item index in the job; -1: the batch ended
-	data  []byte
-	err   error
+	i    int // item index in the job; -1: the batch ended
+	data []byte
+	err  error
 }
 
 // runRemote is run for a job whose items run on the cluster: the items

@@ -96,9 +96,9 @@ func (l *lines) String() string {
 	return l.buf.String()
 }
 
-// runBoth runs src as a file locally, then with a Remote, and returns
-// both outputs and errors, and the remote.
-func runRemote(t *testing.T, ctx context.Context, src string) (string, error, *inProcess) {
+// runRemote runs src as a file with an in-process Remote and returns
+// the output, the remote and the error.
+func runRemote(t *testing.T, ctx context.Context, src string) (string, *inProcess, error) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "script.star")
@@ -110,7 +110,7 @@ func runRemote(t *testing.T, ctx context.Context, src string) (string, error, *i
 	in := starlarkmod.New(starlarkmod.Options{Stdout: &out, Stderr: &out, Remote: remote})
 	defer in.Close()
 	_, err := in.ExecFile(ctx, path)
-	return out.String(), err, remote
+	return out.String(), remote, err
 }
 
 func runLocal(t *testing.T, src string) (string, error) {
@@ -176,7 +176,7 @@ print("semisync", ha.result(), hb.result())
 func TestRemoteSameOutputAsLocal(t *testing.T) {
 	want, err := runLocal(t, remoteScript)
 	require.NoError(t, err)
-	got, err, remote := runRemote(t, context.Background(), remoteScript)
+	got, remote, err := runRemote(t, context.Background(), remoteScript)
 	require.NoError(t, err, got)
 	assert.Equal(t, want, got)
 	// 3000 items in batches of at most 1024, plus the other jobs, one
@@ -188,7 +188,7 @@ func TestRemoteSameOutputAsLocal(t *testing.T) {
 }
 
 func TestRemotePrintGoesBackPrefixed(t *testing.T) {
-	got, err, _ := runRemote(t, context.Background(), `
+	got, _, err := runRemote(t, context.Background(), `
 def hello(x):
     print("hello", x)
     return x
@@ -237,7 +237,7 @@ f()
 `, `f: cannot send f (called at $/script.star:6:2) to the cluster: $/script.star:4:5: "dispatcher" of function f: Dispatcher cannot leave this process (it is not portable)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err, remote := runRemote(t, context.Background(), tc.src)
+			_, remote, err := runRemote(t, context.Background(), tc.src)
 			require.Error(t, err)
 			msg := err.Error()
 			if i := strings.Index(msg, "/script.star"); i > 0 {
@@ -261,7 +261,7 @@ def f(x):
 
 job(f, [1, 0, 2]).run()
 `
-	got, err, _ := runRemote(t, context.Background(), src)
+	got, _, err := runRemote(t, context.Background(), src)
 	require.Error(t, err, got)
 	text := starlarkmod.FormatError(err)
 	assert.Contains(t, text, "job.run: item 1 (value 0) of the job run at")
@@ -286,7 +286,7 @@ def f(x):
 
 print(job(f, range(5), suppress_worker_exceptions=True, timeout=0.2).run())
 `
-	got, err, _ := runRemote(t, context.Background(), src)
+	got, _, err := runRemote(t, context.Background(), src)
 	require.NoError(t, err, got)
 	assert.Contains(t, got, "job.run: item 2 (value 2) of the job run at")
 	assert.Contains(t, got, "failed (suppressed; its result is None)")
@@ -306,7 +306,7 @@ job(spin, range(100)).run()
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
 	start := time.Now()
-	_, err, _ := runRemote(t, ctx, src)
+	_, _, err := runRemote(t, ctx, src)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Contains(t, err.Error(), "items running on the cluster")

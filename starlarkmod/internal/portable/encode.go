@@ -280,7 +280,7 @@ func (e *encoder) finish(kind byte) []byte {
 		out = append(out, fi.hashBytes()...)
 		out = binary.AppendUvarint(out, uint64(len(fi.file.Path)))
 		out = append(out, fi.file.Path...)
-		out = append(out, dialectFlags(fi.file.Options))
+		out = append(out, fi.flags)
 		if e.inline {
 			out = append(out, 1)
 			out = binary.AppendUvarint(out, uint64(len(fi.src)))
