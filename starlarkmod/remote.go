@@ -308,7 +308,7 @@ func (in *Interpreter) ExecRemote(ctx context.Context, fn []byte, fnSum string, 
 	if err != nil {
 		return nil, fmt.Errorf("semisync: decoding the arguments of %s: %v", callable.Name(), err)
 	}
-	rn := in.newRun(ctx, in.rootOrDot())
+	rn := in.newRemoteRun(ctx)
 	rn.remote.out = out
 	f := engine.Go(ctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		return rn.runTask(ctx, w, taskRef{parent: rn.main, n: 1}, callable, a, kw)
@@ -339,11 +339,27 @@ func RemoteItemContext(ctx context.Context, b *RemoteBatch) (context.Context, co
 	return context.WithTimeoutCause(ctx, b.Timeout, &engine.TimeoutError{Timeout: b.Timeout})
 }
 
-func (in *Interpreter) rootOrDot() string {
-	if in.root != "" {
-		return in.root
+// newRemoteRun returns the run of one task that ExecRemote runs: like
+// newRun, but lean (it is made for every task): it shares the
+// interpreter's predeclared names and modules instead of copying them,
+// and has no global dispatcher of its own (a function that reads the
+// dispatcher is not portable, and never gets here).
+func (in *Interpreter) newRemoteRun(ctx context.Context) *Run {
+	root := in.root
+	if root == "" {
+		root = "."
 	}
-	return "."
+	return &Run{
+		in:       in,
+		ctx:      ctx,
+		root:     root,
+		main:     newRootID(),
+		loads:    make(map[string]*loadEntry),
+		sem:      newSemisyncState(),
+		predecl:  in.predeclared(),
+		mods:     in.modules(),
+		waitKick: make(chan struct{}, 1),
+	}
 }
 
 // A remoteJob runs a job's items remotely (see jobRunner.runRemote).

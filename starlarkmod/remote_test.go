@@ -312,3 +312,69 @@ job(spin, range(100)).run()
 	assert.Contains(t, err.Error(), "items running on the cluster")
 	assert.Less(t, time.Since(start), 30*time.Second) // generous: the machine is shared
 }
+
+func TestRemoteClosuresLambdasAndFunctionValues(t *testing.T) {
+	src := `
+def make_adder(n):
+    def add(x):
+        return x + n
+    return add
+
+add5 = make_adder(5)
+print(job(add5, [1, 2, 3]).run())
+print(job(lambda x: x * 2, [1, 2]).run())
+
+def apply(pair):
+    f, x = pair
+    return f(x)
+
+# functions among the items and in results travel too
+print(job(apply, [(add5, 1), (make_adder(10), 1)]).run())
+
+@future
+def maker(n):
+    return make_adder(n)
+
+print(maker(7).result()(1))
+`
+	want, err := runLocal(t, src)
+	require.NoError(t, err)
+	got, remote, err := runRemote(t, context.Background(), src)
+	require.NoError(t, err, got)
+	assert.Equal(t, want, got)
+	assert.Equal(t, int64(4), remote.batches.Load())
+}
+
+func TestRemoteSequentialMode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "script.star")
+	require.NoError(t, os.WriteFile(path, []byte(remoteScript), 0o644))
+	var out lines
+	worker := starlarkmod.New(starlarkmod.Options{Stdout: &out, Stderr: &out, Sequential: true})
+	defer worker.Close()
+	in := starlarkmod.New(starlarkmod.Options{Stdout: &out, Stderr: &out, Sequential: true,
+		Remote: &inProcess{worker: worker, name: "w1", out: out.line}})
+	defer in.Close()
+	_, err := in.ExecFile(context.Background(), path)
+	require.NoError(t, err, out.String())
+	want, err := runLocal(t, remoteScript)
+	require.NoError(t, err)
+	assert.Equal(t, want, out.String())
+}
+
+func TestRemoteCancelFutures(t *testing.T) {
+	src := `
+@future
+def spin():
+    while True:
+        pass
+
+fs = [spin() for _ in range(10)]
+wait(fs)
+`
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	_, _, err := runRemote(t, ctx, src)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.Canceled)
+}

@@ -119,8 +119,29 @@ type fixup struct {
 
 // freeze freezes v and every value decoded into a function's environment.
 func (d *decoder) freeze(v starlark.Value) {
+	if len(d.envs) == 0 && scalar(v) {
+		return // most arguments and results: nothing to freeze, no walk
+	}
 	crossing.Freeze(append(d.envs, v)...)
 	d.envs = nil
+}
+
+// scalar reports whether v is immutable all through without a walk.
+func scalar(v starlark.Value) bool {
+	switch v := v.(type) {
+	case starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, starlark.String, starlark.Bytes:
+		return true
+	case starlark.Tuple:
+		for _, x := range v {
+			switch x.(type) {
+			case starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, starlark.String, starlark.Bytes:
+			default:
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // resolveFixups fills in the entries left by fixups; call it before
