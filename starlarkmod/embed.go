@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -76,12 +75,9 @@ func (in *Interpreter) NewRunWith(ctx context.Context, opts RunOptions) *Run {
 // reporting background failures nobody observed. It returns the script's
 // globals, frozen.
 func (in *Interpreter) Exec(ctx context.Context, filename string, src any, predeclared starlark.StringDict) (starlark.StringDict, error) {
-	root := in.root
-	if root == "" {
-		root = "."
-		if src == nil {
-			root = filepath.Dir(filename)
-		}
+	root := in.rootFor(filename)
+	if src != nil && in.root == "" {
+		root = "." // a source string: loads are relative to the current directory
 	}
 	return in.NewRunWith(ctx, RunOptions{Root: root, Predeclared: predeclared}).Exec(filename, src)
 }
