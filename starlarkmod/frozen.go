@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,12 @@ func noteFrozen(th *starlark.Thread, op string, v starlark.Value, describe func(
 		return
 	}
 	name, how := describe()
+	if m := reArgument.FindStringSubmatch(how); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		how = fmt.Sprintf("argument %d%s", n+1, m[2])
+	} else if how == "" {
+		how = "passed to it"
+	}
 	at := frozenAt{where: callerPos(th), op: op, how: how}
 	if l.byVal == nil {
 		l.byVal = map[starlark.Value]frozenAt{}
@@ -64,12 +71,23 @@ func noteFrozen(th *starlark.Thread, op string, v starlark.Value, describe func(
 	l.n.Add(1)
 }
 
-func (l *frozenLog) lookup(name string) (frozenAt, bool) {
+// lookup returns the record of v, else of the variable name.
+func (l *frozenLog) lookup(name string, v starlark.Value) (frozenAt, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	switch v.(type) {
+	case *starlark.List, *starlark.Dict, *starlark.Set:
+		if at, ok := l.byVal[v]; ok {
+			return at, true
+		}
+	}
 	at, ok := l.byName[name]
 	return at, ok
 }
+
+// reArgument is the path of a value reached through a call's arguments
+// (the walk's root is the tuple of them).
+var reArgument = regexp.MustCompile(`^tuple element (\d+)(.*)$`)
 
 var (
 	// The messages of go.starlark.net for a change to a frozen value, as
@@ -86,7 +104,11 @@ var (
 // names it), where it crossed to another thread (if r froze it) and what
 // to do instead. It changes the message of the *starlark.EvalError in err
 // in place and returns err.
-func (r *Run) explainFrozen(err error) error {
+func (r *Run) explainFrozen(err error) error { return r.explainFrozenIn(err, nil) }
+
+// explainFrozenIn is explainFrozen where globals (if not nil) are the
+// globals of the failing code's module, to find the value by its name.
+func (r *Run) explainFrozenIn(err error, globals starlark.StringDict) error {
 	var ee *starlark.EvalError
 	if r == nil || !errors.As(err, &ee) || !reFrozenMsg.MatchString(ee.Msg) {
 		return err
@@ -109,7 +131,7 @@ func (r *Run) explainFrozen(err error) error {
 	if i := strings.IndexByte(base, '.'); i >= 0 {
 		base = base[:i]
 	}
-	if at, ok := r.frozen.lookup(base); ok && base != "" {
+	if at, ok := r.frozen.lookup(base, globals[base]); ok && base != "" {
 		fmt.Fprintf(&b, "\n  %s was frozen when it crossed to another thread at %s (%s: %s).", subject, at.where, at.op, at.how)
 	} else {
 		fmt.Fprintf(&b, "\n  %s is frozen: a value is frozen when it crosses to another thread (a task reads it, or it is passed to one), and a module's globals when it has finished loading.", subject)

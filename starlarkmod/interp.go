@@ -393,7 +393,12 @@ func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn st
 			v = nil
 		}
 	}
-	return v, r.explainFrozen(err)
+	if err != nil {
+		if f, ok := fn.(*starlark.Function); ok {
+			err = r.explainFrozenIn(err, f.Globals())
+		}
+	}
+	return v, err
 }
 
 // ExecFile runs the script at path as the main module of a new [Run]
@@ -464,7 +469,7 @@ func (r *Run) execModule(th *starlark.Thread, filename string, src []byte) (star
 	g, err := prog.Init(th, r.predecl)
 	r.in.cross.Finish(prog)
 	freezeGlobals(g)
-	return g, r.explainFrozen(err)
+	return g, r.explainFrozenIn(err, g)
 }
 
 // Compile parses src in semisync's dialect (decorators included) and
