@@ -371,12 +371,36 @@ func (in *Interpreter) withhold(r *Run) {
 	}
 }
 
-// withheldBuiltin is what a script finds under a name the host withheld.
-func withheldBuiltin(name string) *starlark.Builtin {
-	return starlark.NewBuiltin(name, func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
-		return nil, fmt.Errorf("%s: not available here: the program running this script withheld it", name)
-	})
+// withheldBuiltin is what a script finds under a name the host withheld:
+// calling it, or using one of its attributes (dispatcher.send), fails
+// saying so.
+func withheldBuiltin(name string) starlark.Value { return withheld(name) }
+
+type withheld string
+
+var (
+	_ starlark.Callable = withheld("")
+	_ starlark.HasAttrs = withheld("")
+	_ Crosser           = withheld("")
+)
+
+func (w withheld) err() error {
+	return fmt.Errorf("%s: not available here: the program running this script withheld it", string(w))
 }
+func (w withheld) String() string        { return fmt.Sprintf("<withheld %s>", string(w)) }
+func (w withheld) Type() string          { return "withheld" }
+func (w withheld) Freeze()               {}
+func (w withheld) Truth() starlark.Bool  { return true }
+func (w withheld) Hash() (uint32, error) { return starlark.String(w).Hash() }
+func (w withheld) Name() string          { return string(w) }
+func (w withheld) AttrNames() []string   { return nil }
+func (w withheld) Attr(string) (starlark.Value, error) {
+	return nil, w.err()
+}
+func (w withheld) CallInternal(*starlark.Thread, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+	return nil, w.err()
+}
+func (w withheld) Cross(func(starlark.Value) error) error { return nil }
 
 // loadFS is load() of a script file for a run with an FS: path is
 // relative to the loading file, slash-separated, and must stay under the
