@@ -134,3 +134,22 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestREADMEMatchesHelp: the README's "Command line" section shows the
+// usage lines and the flags exactly as --help prints them. (A flag added
+// to the command must be added to the README too.)
+func TestREADMEMatchesHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, 0, doMain([]string{"--help"}, nil, &stdout, &stderr))
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(readme), "## Command line\n")
+	require.True(t, ok, "README has no Command line section")
+	section, _, _ = strings.Cut(section, "\n## ")
+	help, _, _ := strings.Cut(stderr.String(), "\ncommands:")
+	for _, line := range strings.Split(help, "\n") {
+		if strings.HasPrefix(line, "usage:") || strings.HasPrefix(line, "  ") || strings.HasPrefix(line, "       semisync") {
+			assert.Contains(t, section, line+"\n", "README's Command line section lacks a line of --help")
+		}
+	}
+}
