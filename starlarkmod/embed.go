@@ -153,7 +153,7 @@ func (r *Run) waitAtEnd() error {
 			}
 		}()
 	}
-	err := r.Wait(r.ctx)
+	_, err := recovered(func() (struct{}, error) { return struct{}{}, r.Wait(r.ctx) })
 	close(done)
 	wg.Wait()
 	if err == nil || r.ctx.Err() == nil {
@@ -272,6 +272,20 @@ func Block[T any](th *starlark.Thread, f func(ctx context.Context) (T, error)) (
 		return zero, context.Cause(ctx)
 	}
 	return res.v, res.err
+}
+
+// recovered calls f on a run's main thread (or while it waits at the end)
+// and turns a Go panic (a builtin's bug, or a task's panic that the engine
+// re-raised where its result was collected) into an error with the Go
+// stack, so a script cannot crash the program that runs it.
+func recovered[T any](f func() (T, error)) (v T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			var zero T
+			v, err = zero, fmt.Errorf("semisync: a Go builtin panicked (a bug: please report it): %v\n%s", p, panicFrames())
+		}
+	}()
+	return f()
 }
 
 // guardBuiltins returns d with each *starlark.Builtin (also inside a

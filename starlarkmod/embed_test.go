@@ -220,3 +220,32 @@ func TestExecFSRoot(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "42\n", out.String())
 }
+
+// bomb is a host value whose String method panics.
+type bomb struct{}
+
+func (bomb) String() string                         { panic("bomb.String") }
+func (bomb) Type() string                           { return "bomb" }
+func (bomb) Freeze()                                {}
+func (bomb) Truth() starlark.Bool                   { return true }
+func (bomb) Hash() (uint32, error)                  { return 0, nil }
+func (bomb) Cross(func(starlark.Value) error) error { return nil }
+
+// TestGoPanicAnywhere: a panic in Go code that is not a host builtin (a
+// host value's method, called by a Starlark builtin), on the main thread,
+// in a job item or in a future nobody waits for, is an error, not a crash.
+func TestGoPanicAnywhere(t *testing.T) {
+	for name, src := range map[string]string{
+		"main thread": "print(b)\n",
+		"job item":    "def f(x):\n    print(x)\njob(f, [b]).run()\n",
+		"future":      "@future\ndef f(x):\n    print(x)\nf(b)\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := starlarkmod.New(starlarkmod.Options{Stdout: io.Discard, Stderr: io.Discard})
+			defer in.Close()
+			_, err := in.Exec(context.Background(), "b.star", src, starlark.StringDict{"b": bomb{}})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "bomb.String")
+		})
+	}
+}

@@ -354,7 +354,7 @@ func withContext[T any](ctx context.Context, th *starlark.Thread, f func() (T, e
 		th.Cancel(cancelReason(ctx))
 		close(fired)
 	})
-	v, err := f()
+	v, err := recovered(f) // embed.go: a Go panic is an error
 	if !stop() {
 		<-fired // the canceller ran or is running: let it finish before Uncancel
 	}
