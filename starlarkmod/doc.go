@@ -46,10 +46,12 @@
 // Starlark code promptly, busy loops, sleeps and tasks included; the
 // error then satisfies errors.Is(err, context.Canceled) or
 // errors.Is(err, context.DeadlineExceeded). Options.MaxSteps bounds the
-// computation of each thread; Options.MaxWorkers caps the tasks that run
-// at once (waiting or not) and Options.Limit those that compute;
-// Options.Withhold takes builtins away from scripts (sleep, the
-// dispatcher, job, a module).
+// computation of each thread; Options.Limit caps the tasks that compute
+// at once (tasks that wait do not count, so tasks waiting for tasks never
+// deadlock); Options.MaxWorkers is a hard cap on worker goroutines,
+// waiting or not, under which a task that waits for another task can wait
+// until the context ends; Options.Withhold takes builtins away from
+// scripts (sleep, the dispatcher, job, a module).
 //
 // # Sessions of your own
 //

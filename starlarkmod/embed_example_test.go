@@ -133,24 +133,25 @@ print(wait([get("a"), get("b")]))
 }
 
 // A host can withhold builtins (here sleep and the dispatcher) and cap
-// the number of tasks that run at once.
+// the number of tasks that compute at once (tasks waiting in sleep, a
+// result or a Block do not count, so tasks that wait for tasks cannot
+// deadlock).
 func ExampleOptions_withhold() {
 	var running, most atomic.Int64
-	work := starlark.NewBuiltin("work", func(th *starlark.Thread, _ *starlark.Builtin, _ starlark.Tuple, _ []starlark.Tuple) (starlark.Value, error) {
+	work := starlark.NewBuiltin("work", func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
 		n := running.Add(1)
+		defer running.Add(-1)
 		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 		}
-		defer running.Add(-1)
-		_, err := starlarkmod.Block(th, func(ctx context.Context) (struct{}, error) {
-			time.Sleep(5 * time.Millisecond)
-			return struct{}{}, nil
-		})
-		return starlark.None, err
+		for end := time.Now().Add(2 * time.Millisecond); time.Now().Before(end); {
+			// computing
+		}
+		return starlark.None, nil
 	})
 	in := starlarkmod.New(starlarkmod.Options{
-		Stdout:     os.Stdout,
-		Withhold:   []string{"sleep", "Dispatcher", "dispatcher"},
-		MaxWorkers: 2, // at most two tasks at once, waiting or not
+		Stdout:   os.Stdout,
+		Withhold: []string{"sleep", "Dispatcher", "dispatcher"},
+		Limit:    2, // at most two tasks compute at once
 	})
 	defer in.Close()
 	_, err := in.Exec(context.Background(), "host.star", `

@@ -44,7 +44,10 @@ type Options struct {
 	// Limit is how many workers may compute at once (0: two per core, see engine.PoolOptions). Workers
 	// waiting in sleep, result or other blocking calls do not count.
 	Limit int
-	// MaxWorkers, if positive, is a hard cap on worker goroutines.
+	// MaxWorkers, if positive, is a hard cap on worker goroutines, waiting
+	// or not: a task that waits for a task queued behind it (a future
+	// waiting for a future) then waits until the context ends. To cap the
+	// tasks that compute at once, use Limit.
 	MaxWorkers int
 	// Modules adds modules that load accepts by name, beside the built-in
 	// ones (a host's own API, or starlarktest's "assert.star"). Their
