@@ -138,7 +138,7 @@ func TestWithhold(t *testing.T) {
 	for _, tt := range []struct{ src, err string }{
 		{"sleep(0)", "sleep: not available here"},
 		{`load("time", "sleep")` + "\nsleep(0)", "sleep: not available here"},
-		{`load("json", "encode")`, `cannot load json: no module "json"`},
+		{`load("json", "encode")`, `cannot load json: module json is not available here: the program running this script withheld it`},
 		{"dispatcher.send(1, 'm')", "dispatcher: not available here"},
 		{"def f(x):\n    sleep(x)\njob(f, [0]).run()", "sleep: not available here"},
 		{`load("concert.helpers", "dispatcher")` + "\ndispatcher()", "dispatcher: not available here"},

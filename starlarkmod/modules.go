@@ -7,6 +7,7 @@ import (
 	gomath "math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -119,6 +120,9 @@ func (r *Run) load(th *starlark.Thread, module string) (starlark.StringDict, err
 	in := r.in
 	if m, ok := r.mods[module]; ok {
 		return m, nil
+	}
+	if slices.Contains(in.opts.Withhold, module) {
+		return nil, fmt.Errorf("module %s is not available here: the program running this script withheld it", module)
 	}
 	if !strings.HasSuffix(module, ".star") {
 		return nil, fmt.Errorf("no module %q: load a script file (\"./name.star\") or one of %s", module, strings.Join(in.ModuleNames(), ", "))
