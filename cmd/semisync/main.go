@@ -13,8 +13,12 @@
 //
 // The flags are registered by [registerFlags] on a [config]; the
 // subcommands are in [subcommands]. A feature with flags of its own
-// registers them from its own file with one line in registerFlags, and
-// takes part in a run through [config.hook].
+// registers them from a function in its own file, called with one line in
+// registerFlags; to take part in a run of a script it appends a [hook] to
+// config.hooks there (before: change the interpreter's options; after:
+// see the run and its error). A subcommand of its own is one line in
+// subcommands; it parses its own flags from the arguments after its name.
+// Hooks do not apply to the REPL.
 package main
 
 import (
