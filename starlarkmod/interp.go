@@ -1,6 +1,7 @@
 package starlarkmod
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,12 +46,25 @@ type Options struct {
 	// Limit is how many workers may compute at once (0: two per core, see engine.PoolOptions). Workers
 	// waiting in sleep, result or other blocking calls do not count.
 	Limit int
-	// MaxWorkers, if positive, is a hard cap on worker goroutines.
+	// MaxWorkers, if positive, is a hard cap on worker goroutines, waiting
+	// or not: a task that waits for a task queued behind it (a future
+	// waiting for a future) then waits until the context ends. To cap the
+	// tasks that compute at once, use Limit.
 	MaxWorkers int
 	// Modules adds modules that load accepts by name, beside the built-in
 	// ones (a host's own API, or starlarktest's "assert.star"). Their
 	// values are shared by all threads and must be frozen or thread-safe.
 	Modules map[string]starlark.StringDict
+	// Withhold names predeclared builtins and modules that scripts of this
+	// interpreter may not use (e.g. "sleep", "Dispatcher", "dispatcher",
+	// "job", "time"): a script that calls one gets an error saying the host
+	// withheld it, and load() refuses a withheld module or member. See
+	// embed.go.
+	Withhold []string
+	// WaitNotice, if positive, is how long the end of a script may wait for
+	// its background work (futures, pipelines, messages) before saying so
+	// on Stderr, naming the running tasks. The command sets one second.
+	WaitNotice time.Duration
 	// ThreadInit, if set, is called for every thread the interpreter
 	// creates (main threads and workers) before it runs any code, to set
 	// the host's thread-locals.
@@ -99,6 +113,7 @@ func New(opts Options) *Interpreter {
 		out:    &lineWriter{w: opts.Stdout},
 		errOut: &lineWriter{w: opts.Stderr},
 	}
+	in.cross.OnFreeze = noteFrozen // frozen.go
 	in.seed = opts.Seed
 	if !opts.Seeded {
 		in.seed = time.Now().UnixNano()
@@ -356,7 +371,7 @@ func withContext[T any](ctx context.Context, th *starlark.Thread, f func() (T, e
 		th.Cancel(cancelReason(ctx))
 		close(fired)
 	})
-	v, err := f()
+	v, err := recovered(f) // embed.go: a Go panic is an error
 	if !stop() {
 		<-fired // the canceller ran or is running: let it finish before Uncancel
 	}
@@ -395,6 +410,11 @@ func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn st
 			v = nil
 		}
 	}
+	if err != nil {
+		if f, ok := fn.(*starlark.Function); ok {
+			err = r.explainFrozenIn(err, f.Globals())
+		}
+	}
 	return v, err
 }
 
@@ -404,28 +424,13 @@ func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn st
 // begin(_future=True)) before returning, and returns the first error: the
 // script's, else one reporting unobserved background failures.
 func (in *Interpreter) ExecFile(ctx context.Context, path string) (starlark.StringDict, error) {
-	return in.NewRun(ctx, in.rootFor(path)).ExecFile(path)
+	return in.Exec(ctx, path, nil, nil) // embed.go
 }
 
 // ExecFile runs the script at path as a main module of the run, on a new
 // main thread, then waits for the background work of the run and returns
 // the first error, like [Interpreter.ExecFile].
-func (r *Run) ExecFile(path string) (starlark.StringDict, error) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	th := r.NewThread("main")
-	globals, err := withContext(r.ctx, th, func() (starlark.StringDict, error) {
-		return r.execModule(th, path, src)
-	})
-	r.Leave(th)
-	werr := r.Wait(r.ctx)
-	if err == nil {
-		err = werr
-	}
-	return globals, err
-}
+func (r *Run) ExecFile(path string) (starlark.StringDict, error) { return r.Exec(path, nil) }
 
 // NewRun returns the state of a new execution (a REPL session, an
 // embedder's series of calls) under ctx: background work it starts runs
@@ -473,25 +478,31 @@ func (r *Run) Interpreter() *Interpreter { return r.in }
 // execModule parses (with decorators), compiles, records and runs one
 // module, then freezes its globals.
 func (r *Run) execModule(th *starlark.Thread, filename string, src []byte) (starlark.StringDict, error) {
-	prog, err := r.in.Compile(filename, src)
+	r.keepSource(filename, src)
+	prog, err := r.in.compile(filename, src, r.predecl.Has)
 	if err != nil {
 		return nil, err
 	}
 	g, err := prog.Init(th, r.predecl)
 	r.in.cross.Finish(prog)
 	freezeGlobals(g)
-	return g, err
+	return g, r.explainFrozenIn(err, g)
 }
 
 // Compile parses src in semisync's dialect (decorators included) and
 // compiles it against the interpreter's predeclared names.
 func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, error) {
-	f, err := decorator.Parse(fileOptions, filename, src, 0)
+	return in.compile(filename, src, in.predeclared().Has)
+}
+
+// compile is Compile against the predeclared names has reports (a run's).
+func (in *Interpreter) compile(filename string, src []byte, has func(string) bool) (*starlark.Program, error) {
+	src = bytes.TrimPrefix(src, utf8BOM) // the text positions count in
+	f, err := parseSource(fileOptions, filename, src, 0)
 	if err != nil {
 		return nil, err
 	}
-	pre := in.predeclared()
-	prog, err := starlark.FileProgram(f, pre.Has)
+	prog, err := starlark.FileProgram(f, has)
 	if err != nil {
 		return nil, err
 	}
@@ -504,7 +515,8 @@ func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, 
 // opts, which should be [FileOptions] or a copy of them with changes (the
 // REPL sets LoadBindsGlobally), for [Run.ExecSyntax].
 func Parse(opts *syntax.FileOptions, filename string, src []byte) (*syntax.File, error) {
-	f, err := decorator.Parse(opts, filename, src, 0)
+	src = bytes.TrimPrefix(src, utf8BOM) // the text positions count in
+	f, err := parseSource(opts, filename, src, 0)
 	if err == nil {
 		portable.NoteSource(f, src)
 	}

@@ -358,7 +358,7 @@ func (r *jobRunner) startWorker(caller *engine.Worker) func(ctx context.Context,
 				args[0] = nil
 			}
 			if err != nil {
-				return nil, err
+				return nil, r.rn.explainFrozen(err) // frozen.go
 			}
 			if err := r.in.prepareResult(v); err != nil {
 				return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -41,6 +42,11 @@ type Run struct {
 	tasks  taskLog
 	pipes  pipelines
 	remote remoteRun // remote.go
+
+	frozen  frozenLog         // where crossings froze values (frozen.go)
+	srcMu   sync.Mutex        //
+	sources map[string]string // the source of each file, for explanations
+	fsys    fs.FS             // if set, load() reads script files from it (embed.go)
 
 	// waitKick wakes Wait when a future it waits for ends, or a thread
 	// starts waiting for the result of a consumer nobody closed.
@@ -83,6 +89,7 @@ func (in *Interpreter) newRun(ctx context.Context, root string) *Run {
 	}
 	helpers["dispatcher"] = d
 	r.mods["concert.helpers"] = helpers
+	in.withhold(r) // embed.go: Options.Withhold
 	return r
 }
 

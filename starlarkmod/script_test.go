@@ -25,7 +25,8 @@ var update = flag.Bool("update", false, "rewrite the .golden files of script tes
 // to make two threads touch one value, or to lose work, or to hang, and
 // must end in a clear error or a correct answer; go test -race checks that
 // none is a data race), testdata (acceptance tests) and scripts (the
-// examples), each as a subtest,
+// examples), testdata/python (Python habits: hints, sum, modules, frozen
+// values explained), each as a subtest,
 // twice: in parallel and in sequential mode. A script's printed output, then
 // its stderr and its final error (if any), must match NAME.golden next to
 // it; in sequential mode, NAME.sequential.golden if the output differs (only
@@ -33,7 +34,7 @@ var update = flag.Bool("update", false, "rewrite the .golden files of script tes
 // -update rewrites the golden files. Scripts can load("assert.star",
 // "assert"); a script containing "# parallel-only" skips sequential mode.
 func TestScripts(t *testing.T) {
-	for _, dir := range []string{"testdata", "testdata/race", "../testdata", "../scripts"} {
+	for _, dir := range []string{"testdata", "testdata/race", "testdata/python", "../testdata", "../scripts"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.star"))
 		require.NoError(t, err)
 		for _, file := range files {
