@@ -45,6 +45,7 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	maxSteps := fs.Uint64("max-steps", 0, "limit each thread (the script, each task) to `N` Starlark steps (0: no limit)")
 	timeout := fs.Duration("timeout", 0, "stop the script after `DURATION` (e.g. 30s) and exit 1")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	noCompile := compileFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -75,6 +76,7 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 				Seeded:     seeded,
 				MaxSteps:   *maxSteps,
 				Args:       args,
+				NoCompile:  *noCompile,
 			},
 		})
 		if err != nil {
@@ -113,6 +115,7 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 		Seeded:     seeded,
 		MaxSteps:   *maxSteps,
 		Args:       fs.Args(),
+		NoCompile:  *noCompile,
 	})
 	_, err := in.ExecFile(ctx, fs.Arg(0))
 	if cerr := in.Close(); err == nil {
