@@ -308,12 +308,17 @@ func (fc *fcomp) assignStmt(s *syntax.AssignStmt) stmtFn {
 // augmented compiles x op= y as the VM does: the "address" of x once,
 // then the in-place op (lists extend in place on +=).
 func (fc *fcomp) augmented(s *syntax.AssignStmt) stmtFn {
-	if s.Op == syntax.PIPE_EQ {
-		fc.unsupported() // dict |= dict updates in place through unexported code
-		return nil
-	}
 	op := s.Op - syntax.PLUS_EQ + syntax.PLUS
 	apply := func(k int32) func(fr *frame, x, y starlark.Value) (starlark.Value, error) {
+		if op == syntax.PIPE {
+			return func(fr *frame, x, y starlark.Value) (starlark.Value, error) {
+				z, err := inplacePipe(x, y)
+				if err != nil {
+					return nil, fr.fail(k, err)
+				}
+				return z, nil
+			}
+		}
 		if op == syntax.PLUS {
 			return func(fr *frame, x, y starlark.Value) (starlark.Value, error) {
 				if a, ok := smallInt(x); ok {

@@ -224,6 +224,44 @@ func inplaceAdd(x, y starlark.Value) (starlark.Value, error) {
 	return starlark.Binary(syntax.PLUS, x, y)
 }
 
+// inplacePipe implements x |= y: a dict x is updated in place.
+func inplacePipe(x, y starlark.Value) (starlark.Value, error) {
+	if xdict, ok := x.(*starlark.Dict); ok {
+		if ydict, ok := y.(*starlark.Dict); ok {
+			if err := checkMutableDict(xdict, "apply |= to"); err != nil {
+				return nil, err
+			}
+			for _, kv := range ydict.Items() {
+				xdict.SetKey(kv[0], kv[1]) //nolint:errcheck // checked mutable, keys hashable
+			}
+			return xdict, nil
+		}
+	}
+	return starlark.Binary(syntax.PIPE, x, y)
+}
+
+// checkMutableDict is the dict's hashtable.checkMutable(verb), through a
+// harmless probe (setting an entry to its own value, or adding and
+// removing one).
+func checkMutableDict(d *starlark.Dict, verb string) error {
+	var err error
+	if items := d.Items(); len(items) > 0 {
+		err = d.SetKey(items[0][0], items[0][1])
+	} else if err = d.SetKey(starlark.None, starlark.None); err == nil {
+		_, _, err = d.Delete(starlark.None)
+	}
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	for _, what := range []string{"frozen hash table", "hash table during iteration"} {
+		if strings.HasSuffix(msg, what) {
+			return fmt.Errorf("cannot %s %s", verb, what)
+		}
+	}
+	return err
+}
+
 // checkMutableList is List.checkMutable(verb), through a harmless probe:
 // SetIndex of an element to itself (or Append then Clear on an empty list)
 // fails exactly when the list is frozen or being iterated.
