@@ -343,12 +343,36 @@ func (fc *fcomp) augmented(s *syntax.AssignStmt) stmtFn {
 	}
 	switch lhs := unparen(s.LHS).(type) {
 	case *syntax.Ident:
-		get := fc.ident(lhs)
-		rhs := fc.expr(s.RHS)
+		xo := fc.operand(lhs)
+		yo := fc.operand(s.RHS)
+		get, rhs := xo.fn, yo.fn
 		fc.setPos(s.OpPos)
 		fc.emit()
 		do := apply(fc.at())
 		set := fc.setIdent(lhs)
+		if xo.local && yo.isConst && (op == syntax.PLUS || op == syntax.MINUS) {
+			// i += 1
+			xi, xk, xn, c := xo.idx, xo.k, xo.name, yo.c
+			if op == syntax.MINUS {
+				c = -c
+			}
+			return func(fr *frame) (ctl, error) {
+				x := fr.locals[xi]
+				if x == nil {
+					return ctlNext, unbound(fr, xk, xn)
+				}
+				if a, ok := smallInt(x); ok {
+					fr.locals[xi] = starlark.MakeInt64(a + c)
+					return ctlNext, nil
+				}
+				z, err := do(fr, x, yo.val)
+				if err != nil {
+					return ctlNext, err
+				}
+				fr.locals[xi] = z
+				return ctlNext, nil
+			}
+		}
 		return func(fr *frame) (ctl, error) {
 			x, err := get(fr)
 			if err != nil {
@@ -876,7 +900,7 @@ func (fc *fcomp) ident(id *syntax.Ident) exprFn {
 		}
 	case resolve.Global:
 		return func(fr *frame) (starlark.Value, error) {
-			if v := fr.globals[i]; v != nil {
+			if v := moduleGlobals(fr.fn.Module())[i]; v != nil {
 				return v, nil
 			}
 			return nil, fr.errorf(k, "global variable %s referenced before assignment", name)
@@ -928,22 +952,76 @@ func (fc *fcomp) binary(e *syntax.BinaryExpr) exprFn {
 			return starlark.Bool(ok), nil
 		}
 	}
-	xe := fc.expr(e.X)
-	// x op constant int: the common i + 1, n % i
-	if lit, ok := unparen(e.Y).(*syntax.Literal); ok {
-		if c, ok := lit.Value.(int64); ok && c > -smallMax && c < smallMax && lit.Token == syntax.INT {
-			fc.emit() // CONSTANT
-			fc.setPos(e.OpPos)
-			fc.emit()
-			k := fc.at()
-			return fc.binaryConst(e.Op, xe, c, k)
-		}
-	}
-	ye := fc.expr(e.Y)
+	xo := fc.operand(e.X)
+	yo := fc.operand(e.Y)
 	fc.setPos(e.OpPos)
 	fc.emit()
 	k := fc.at()
 	op := e.Op
+	fail := func(fr *frame, err error) (starlark.Value, error) { return nil, fr.fail(k, err) }
+	switch {
+	case xo.local && yo.isConst:
+		xi, xk, xn, c, cv := xo.idx, xo.k, xo.name, yo.c, yo.val
+		return func(fr *frame) (starlark.Value, error) {
+			x := fr.locals[xi]
+			if x == nil {
+				return nil, unbound(fr, xk, xn)
+			}
+			if a, ok := smallInt(x); ok {
+				if z, ok := arith(op, a, c); ok {
+					return z, nil
+				}
+			}
+			z, err := binary(op, x, cv)
+			if err != nil {
+				return fail(fr, err)
+			}
+			return z, nil
+		}
+	case xo.local && yo.local:
+		xi, xk, xn, yi, yk, yn := xo.idx, xo.k, xo.name, yo.idx, yo.k, yo.name
+		return func(fr *frame) (starlark.Value, error) {
+			x := fr.locals[xi]
+			if x == nil {
+				return nil, unbound(fr, xk, xn)
+			}
+			y := fr.locals[yi]
+			if y == nil {
+				return nil, unbound(fr, yk, yn)
+			}
+			if a, ok := smallInt(x); ok {
+				if b, ok := smallInt(y); ok {
+					if z, ok := arith(op, a, b); ok {
+						return z, nil
+					}
+				}
+			}
+			z, err := binary(op, x, y)
+			if err != nil {
+				return fail(fr, err)
+			}
+			return z, nil
+		}
+	case yo.isConst:
+		xe, c, cv := xo.fn, yo.c, yo.val
+		return func(fr *frame) (starlark.Value, error) {
+			x, err := xe(fr)
+			if err != nil {
+				return nil, err
+			}
+			if a, ok := smallInt(x); ok {
+				if z, ok := arith(op, a, c); ok {
+					return z, nil
+				}
+			}
+			z, err := binary(op, x, cv)
+			if err != nil {
+				return fail(fr, err)
+			}
+			return z, nil
+		}
+	}
+	xe, ye := xo.fn, yo.fn
 	return func(fr *frame) (starlark.Value, error) {
 		x, err := xe(fr)
 		if err != nil {
@@ -955,58 +1033,87 @@ func (fc *fcomp) binary(e *syntax.BinaryExpr) exprFn {
 		}
 		z, err := binary(op, x, y)
 		if err != nil {
-			return nil, fr.fail(k, err)
+			return fail(fr, err)
 		}
 		return z, nil
 	}
 }
 
-func (fc *fcomp) binaryConst(op syntax.Token, xe exprFn, c int64, k int32) exprFn {
-	cv := starlark.MakeInt64(c)
-	slow := func(fr *frame, x starlark.Value) (starlark.Value, error) {
-		z, err := binary(op, x, cv)
-		if err != nil {
-			return nil, fr.fail(k, err)
+// An operand is a compiled subexpression with what fast paths need to
+// inline it: a local variable (index, position and name for the unbound
+// error) or a small int constant.
+type operand struct {
+	fn      exprFn
+	local   bool
+	idx     int
+	k       int32
+	name    string
+	isConst bool
+	c       int64
+	val     starlark.Value
+}
+
+func (fc *fcomp) operand(e syntax.Expr) operand {
+	e = unparen(e)
+	if id, ok := e.(*syntax.Ident); ok {
+		if b, ok := id.Binding.(*resolve.Binding); ok && b.Scope == resolve.Local {
+			fn := fc.ident(id)
+			return operand{fn: fn, local: true, idx: b.Index, k: fc.at(), name: id.Name}
 		}
-		return z, nil
 	}
+	if lit, ok := e.(*syntax.Literal); ok && lit.Token == syntax.INT {
+		if c, ok := lit.Value.(int64); ok && c > -smallMax && c < smallMax {
+			fn := fc.expr(lit)
+			return operand{fn: fn, isConst: true, c: c, val: starlark.MakeInt64(c)}
+		}
+	}
+	return operand{fn: fc.expr(e)}
+}
+
+func unbound(fr *frame, k int32, name string) error {
+	return fr.errorf(k, "local variable %s referenced before assignment", name)
+}
+
+// arith is binary's int fast path for operands in (-2^31, 2^31).
+func arith(op syntax.Token, a, b int64) (starlark.Value, bool) {
 	switch op {
 	case syntax.PLUS:
-		return func(fr *frame) (starlark.Value, error) {
-			x, err := xe(fr)
-			if err != nil {
-				return nil, err
-			}
-			if a, ok := smallInt(x); ok {
-				return starlark.MakeInt64(a + c), nil
-			}
-			return slow(fr, x)
-		}
+		return starlark.MakeInt64(a + b), true
 	case syntax.MINUS:
-		return func(fr *frame) (starlark.Value, error) {
-			x, err := xe(fr)
-			if err != nil {
-				return nil, err
+		return starlark.MakeInt64(a - b), true
+	case syntax.STAR:
+		return starlark.MakeInt64(a * b), true
+	case syntax.SLASHSLASH:
+		if b != 0 {
+			q := a / b
+			if a%b != 0 && (a < 0) != (b < 0) {
+				q--
 			}
-			if a, ok := smallInt(x); ok {
-				return starlark.MakeInt64(a - c), nil
+			return starlark.MakeInt64(q), true
+		}
+	case syntax.PERCENT:
+		if b != 0 {
+			r := a % b
+			if r != 0 && (r < 0) != (b < 0) {
+				r += b
 			}
-			return slow(fr, x)
+			return starlark.MakeInt64(r), true
 		}
+	case syntax.AMP:
+		return starlark.MakeInt64(a & b), true
+	case syntax.PIPE:
+		return starlark.MakeInt64(a | b), true
+	case syntax.CIRCUMFLEX:
+		return starlark.MakeInt64(a ^ b), true
 	}
-	return func(fr *frame) (starlark.Value, error) {
-		x, err := xe(fr)
-		if err != nil {
-			return nil, err
-		}
-		return slow(fr, x)
-	}
+	return nil, false
 }
 
 // compare compiles a comparison (or not in) to a condition.
 func (fc *fcomp) compare(e *syntax.BinaryExpr) condFn {
-	xe := fc.expr(e.X)
-	ye := fc.expr(e.Y)
+	xo := fc.operand(e.X)
+	yo := fc.operand(e.Y)
+	xe, ye := xo.fn, yo.fn
 	fc.setPos(e.OpPos)
 	fc.emit()
 	k := fc.at()
@@ -1027,6 +1134,57 @@ func (fc *fcomp) compare(e *syntax.BinaryExpr) condFn {
 				return false, fr.fail(k, err)
 			}
 			return !truth(z), nil
+		}
+	}
+	switch {
+	case xo.local && yo.isConst:
+		xi, xk, xn, c, cv := xo.idx, xo.k, xo.name, yo.c, yo.val
+		return func(fr *frame) (bool, error) {
+			x := fr.locals[xi]
+			if x == nil {
+				return false, unbound(fr, xk, xn)
+			}
+			if a, ok := smallInt(x); ok {
+				return cmpInt(op, a, c), nil
+			}
+			ok, err := compare(op, x, cv)
+			if err != nil {
+				return false, fr.fail(k, err)
+			}
+			return ok, nil
+		}
+	case xo.local && yo.local:
+		xi, xk, xn, yi, yk, yn := xo.idx, xo.k, xo.name, yo.idx, yo.k, yo.name
+		return func(fr *frame) (bool, error) {
+			x := fr.locals[xi]
+			if x == nil {
+				return false, unbound(fr, xk, xn)
+			}
+			y := fr.locals[yi]
+			if y == nil {
+				return false, unbound(fr, yk, yn)
+			}
+			ok, err := compare(op, x, y)
+			if err != nil {
+				return false, fr.fail(k, err)
+			}
+			return ok, nil
+		}
+	case yo.isConst:
+		c, cv := yo.c, yo.val
+		return func(fr *frame) (bool, error) {
+			x, err := xe(fr)
+			if err != nil {
+				return false, err
+			}
+			if a, ok := smallInt(x); ok {
+				return cmpInt(op, a, c), nil
+			}
+			ok, err := compare(op, x, cv)
+			if err != nil {
+				return false, fr.fail(k, err)
+			}
+			return ok, nil
 		}
 	}
 	return func(fr *frame) (bool, error) {
@@ -1353,12 +1511,21 @@ func (fc *fcomp) call(e *syntax.CallExpr) exprFn {
 			callee = s.codeOf(comp, f)
 		}
 		var next *frame
+		if callee != nil {
+			// The frame of the last compiled call, free again; detached
+			// while the arguments are evaluated (they may call too).
+			next = fr.child
+			fr.child = nil
+			if next == nil {
+				next = new(frame)
+			}
+			next.code, next.fn = callee, f
+		}
 		var args starlark.Tuple
 		if n := len(pos); n > 0 {
-			if callee != nil && names == nil && varargs == nil && kwargs == nil &&
-				!callee.varargs && !callee.kwargs && n <= callee.nparams && callee.nlocals <= len(frame{}.buf) {
+			if next != nil && names == nil && varargs == nil && kwargs == nil &&
+				!callee.varargs && !callee.kwargs && n <= callee.nparams && callee.nlocals <= len(next.buf) {
 				// Evaluate the arguments straight into the callee's locals.
-				next = newFrame(callee, f)
 				args = next.buf[:n:n]
 			} else {
 				args = make(starlark.Tuple, n)
@@ -1366,6 +1533,7 @@ func (fc *fcomp) call(e *syntax.CallExpr) exprFn {
 			for i, p := range pos {
 				v, err := p(fr)
 				if err != nil {
+					clear(args)
 					return nil, err
 				}
 				args[i] = v
@@ -1440,11 +1608,10 @@ func (fc *fcomp) call(e *syntax.CallExpr) exprFn {
 		if err := fr.tick(1, k); err != nil {
 			return nil, err
 		}
-		if callee != nil {
-			if next == nil {
-				next = newFrame(callee, f)
-			}
-			return fr.after(starlark.Call(fr.th, next, args, kvpairs))
+		if next != nil {
+			v, err := starlark.Call(fr.th, next, args, kvpairs)
+			fr.child = next
+			return fr.after(v, err)
 		}
 		return fr.after(starlark.Call(fr.th, fn, args, kvpairs))
 	}

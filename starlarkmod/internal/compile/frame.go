@@ -33,15 +33,21 @@ type code struct {
 // operation being executed, as the VM's frames report, so backtraces,
 // Thread.CallStack and builtins looking at their caller see the VM's lines.
 // It is made for one call and never becomes a script value.
+//
+// A frame is free again when its call returns (go.starlark.net keeps no
+// reference to a callable after Call, only copies of its name and
+// position), so each frame keeps the frame of its last compiled callee
+// for the next call it makes: a recursion allocates one frame per depth,
+// not one per call.
 type frame struct {
-	code    *code
-	fn      *starlark.Function // the closure called: defaults, free variables, module
-	th      *starlark.Thread
-	globals []starlark.Value
-	locals  []starlark.Value
-	result  starlark.Value
-	pc      int32 // index in code.pos
-	buf     [8]starlark.Value
+	code   *code
+	fn     *starlark.Function // the closure called: defaults, free variables, module
+	th     *starlark.Thread
+	locals []starlark.Value
+	result starlark.Value
+	child  *frame // free, for the next compiled call this frame makes
+	pc     int32  // index in code.pos
+	buf    [6]starlark.Value
 }
 
 func newFrame(code *code, fn *starlark.Function) *frame { return &frame{code: code, fn: fn} }
@@ -68,23 +74,27 @@ func (fr *frame) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs [
 	} else {
 		fr.locals = make([]starlark.Value, code.nlocals)
 	}
+	v, err := fr.run(args, kwargs)
+	clear(fr.locals) // for the next call, and not to keep values alive
+	fr.locals, fr.result = nil, nil
+	return v, err
+}
+
+func (fr *frame) run(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if err := fr.setArgs(args, kwargs); err != nil {
 		return nil, err
 	}
-	fr.globals = moduleGlobals(fr.fn.Module())
-	if err := fr.tick(1, code.entry); err != nil {
+	if err := fr.tick(1, fr.code.entry); err != nil {
 		return nil, err
 	}
-	c, err := code.body(fr)
+	c, err := fr.code.body(fr)
 	if err != nil {
 		return nil, err
 	}
-	v := fr.result
-	if c != ctlReturn || v == nil {
-		v = starlark.None
+	if v := fr.result; c == ctlReturn && v != nil {
+		return v, nil
 	}
-	fr.locals, fr.result, fr.globals = nil, nil, nil
-	return v, nil
+	return starlark.None, nil
 }
 
 // tick counts w steps and checks the step limit and cancellation, as the

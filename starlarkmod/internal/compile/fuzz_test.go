@@ -14,10 +14,10 @@ import (
 // and big ints and floats, loops, comprehensions, string, list and dict
 // operations, and the errors they raise) that always terminates.
 type gen struct {
-	r     *rand.Rand
-	b     strings.Builder
-	depth int
-	loops int // enclosing loops
+	r      *rand.Rand
+	b      strings.Builder
+	depth  int
+	loops  int // enclosing loops
 	whiles int
 }
 
@@ -60,11 +60,11 @@ func (g *gen) floatExpr(d int) string {
 
 func (g *gen) strExpr(d int) string {
 	if d <= 0 || g.r.IntN(3) == 0 {
-		return g.pick("s", "\"\"", "\"ab\"", "\"xyz\"", "str(a)", "str(l)")
+		return g.pick("s", "\"\"", "\"ab\"", "\"xyz\"", "str(a)", "str(len(l))")
 	}
 	switch g.r.IntN(6) {
 	case 0, 1:
-		return fmt.Sprintf("(%s + %s)", g.strExpr(d-1), g.strExpr(d-1))
+		return fmt.Sprintf("(%s + %s)[:40]", g.strExpr(d-1), g.strExpr(d-1))
 	case 2:
 		return fmt.Sprintf("%s[%s:%s]", g.strExpr(d-1), g.pick("", "1", "-2", "b"), g.pick("", "3", "-1", "a"))
 	case 3:
@@ -82,7 +82,7 @@ func (g *gen) listExpr(d int) string {
 	}
 	switch g.r.IntN(4) {
 	case 0:
-		return fmt.Sprintf("(%s + %s)", g.listExpr(d-1), g.listExpr(d-1))
+		return fmt.Sprintf("(%s + %s)[:12]", g.listExpr(d-1), g.listExpr(d-1))
 	case 1:
 		return fmt.Sprintf("%s[%s:%s]", g.listExpr(d-1), g.pick("", "1", "-2"), g.pick("", "3", "-1", "a"))
 	case 2:
@@ -140,13 +140,14 @@ func (g *gen) stmt(indent int) {
 	}
 	switch k {
 	case 0, 1:
-		g.line(indent, "%s = %s", g.pick("a", "b", "c"), g.intExpr(d))
+		g.line(indent, "%s = %s %% %s", g.pick("a", "b", "c"), g.intExpr(d), g.pick("1000000007", "-9223372036854775809", "7"))
 	case 2:
-		g.line(indent, "%s %s %s", g.pick("a", "b", "c"), g.pick("+=", "-=", "*=", "//=", "%=", "|=", "^="), g.intExpr(d))
+		g.line(indent, "%s %s %s", g.pick("a", "b", "c"), g.pick("+=", "-=", "//=", "%=", "|=", "^="), g.intExpr(d))
 	case 3:
-		g.line(indent, "s %s %s", g.pick("=", "+="), g.strExpr(d))
+		g.line(indent, "s = (s + %s)[-30:]", g.strExpr(d))
 	case 4:
 		g.line(indent, "l %s %s", g.pick("=", "+="), g.listExpr(d))
+		g.line(indent, "l = l[-20:]")
 	case 5:
 		g.line(indent, "l.append(%s)", g.any(d))
 	case 6:
@@ -196,7 +197,7 @@ func (g *gen) stmt(indent int) {
 		g.nest(indent)
 		g.loops--
 	default:
-		g.line(indent, "%s = %s", g.pick("a", "b", "c"), g.intExpr(d))
+		g.line(indent, "%s = %s %% 999999999989", g.pick("a", "b", "c"), g.intExpr(d))
 	}
 }
 

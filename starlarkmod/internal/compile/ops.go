@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
+	"unsafe"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
@@ -291,18 +293,53 @@ var errNil = errors.New("internal error: nil value")
 // starlark.Binary or starlark.Compare would give; anything else (big
 // ints, mixed types, division by zero) goes to them.
 
-const smallMax = 1 << 62
+// smallMax bounds the ints of fast paths: a sum, difference or product
+// of two ints in (-2^31, 2^31) cannot overflow int64. go.starlark.net
+// keeps exactly the int32 range unallocated ("small"), everything else
+// as *big.Int.
+const smallMax = 1 << 31
 
-// smallInt reports x's value if x is an int in (-2^62, 2^62), where a sum
-// or difference of two cannot overflow int64.
+// smallInt reports x's value if x is an int in (-2^31, 2^31).
 func smallInt(x starlark.Value) (int64, bool) {
-	if i, ok := x.(starlark.Int); ok {
-		if v, ok := i.Int64(); ok && v > -smallMax && v < smallMax {
-			return v, true
+	i, ok := x.(starlark.Int)
+	if !ok {
+		return 0, false
+	}
+	if smallBase != 0 {
+		// Int is one pointer; small ints point into a reserved region.
+		if d := *(*uintptr)(unsafe.Pointer(&i)) - smallBase; d < 1<<32 {
+			if v := int64(d) + math.MinInt32; v > -smallMax {
+				return v, true
+			}
 		}
+		return 0, false
+	}
+	if v, ok := i.Int64(); ok && v > -smallMax && v < smallMax {
+		return v, true
 	}
 	return 0, false
 }
+
+// smallBase is the address go.starlark.net encodes math.MinInt32 as, on
+// platforms where an Int is one pointer into a reserved region of 2^32
+// bytes (int_posix64.go), or 0 where it is not: smallInt then uses
+// Int.Int64. Checked by comparing with MakeInt64 at both ends.
+var smallBase = func() uintptr {
+	t := reflect.TypeFor[starlark.Int]()
+	if t.NumField() != 1 || t.Field(0).Type.Kind() != reflect.UnsafePointer {
+		return 0
+	}
+	lo, hi := starlark.MakeInt64(math.MinInt32), starlark.MakeInt64(math.MaxInt32)
+	b := *(*uintptr)(unsafe.Pointer(&lo))
+	if b == 0 || *(*uintptr)(unsafe.Pointer(&hi)) != b+(1<<32-1) {
+		return 0
+	}
+	mid := starlark.MakeInt64(12345)
+	if *(*uintptr)(unsafe.Pointer(&mid)) != b+uintptr(12345-math.MinInt32) {
+		return 0
+	}
+	return b
+}()
 
 func binary(op syntax.Token, x, y starlark.Value) (starlark.Value, error) {
 	if a, ok := smallInt(x); ok {
