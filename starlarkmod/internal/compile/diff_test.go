@@ -361,3 +361,54 @@ def f():
 		assert.Contains(t, out, "test.star:", "compiled=%v", compiled)
 	}
 }
+
+// TestCancel: a compiled busy loop stops when its thread is cancelled
+// from another goroutine, with the VM's message and a position in the loop.
+func TestCancel(t *testing.T) {
+	for _, src := range []string{`
+def f():
+    i = 0
+    while True:
+        i += 1
+`, `
+def f():
+    n = 0
+    for i in range(1 << 40):
+        n += i
+`, `
+def g(x):
+    return x + 1
+def f():
+    n = 0
+    while True:
+        n = g(n)
+`, `
+def f():
+    return [x for x in range(1 << 40)]
+`} {
+		f, err := dialect.Parse("test.star", src, 0)
+		require.NoError(t, err)
+		prog, err := starlark.FileProgram(f, starlark.StringDict{}.Has)
+		require.NoError(t, err)
+		comp := compile.New()
+		comp.AddFile(prog, f)
+		th := &starlark.Thread{}
+		g, err := prog.Init(th, nil)
+		require.NoError(t, err)
+		fn := comp.Callable(g["f"])
+		_, isFunc := fn.(*starlark.Function)
+		require.False(t, isFunc)
+		done := make(chan error)
+		go func() {
+			_, err := starlark.Call(th, fn, nil, nil)
+			done <- err
+		}()
+		th.Cancel("stop")
+		err = <-done
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "Starlark computation cancelled: stop")
+		var ee *starlark.EvalError
+		require.ErrorAs(t, err, &ee)
+		assert.Contains(t, ee.Backtrace(), "test.star:")
+	}
+}
