@@ -351,7 +351,7 @@ func (r *jobRunner) startWorker(caller *engine.Worker) func(ctx context.Context,
 			if timeout {
 				ts.bind(th, ctx) // the item's own context, with its deadline
 			}
-			v, err = starlark.Call(th, fn, args, nil)
+			v, err = starlark.Call(th, r.in.comp.Callable(fn), args, nil)
 			if reuse {
 				// Do not keep the item alive. Only the shared tuple: another
 				// callable (a @future function) may keep the one it got.
@@ -484,13 +484,13 @@ func jobRunSingle(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 		if j.timeout > 0 {
 			tcause := &engine.TimeoutError{Timeout: j.timeout}
 			ictx, cancel := context.WithTimeoutCause(ctx, j.timeout, tcause)
-			v, err = withContext(ictx, th, func() (starlark.Value, error) { return starlark.Call(th, j.fn, args, nil) })
+			v, err = withContext(ictx, th, func() (starlark.Value, error) { return starlark.Call(th, in.comp.Callable(j.fn), args, nil) })
 			if context.Cause(ictx) == tcause && err == nil {
 				err = fmt.Errorf("%s: %s timed out after %v", b.Name(), r.itemDesc(i, x), j.timeout)
 			}
 			cancel()
 		} else {
-			v, err = starlark.Call(th, j.fn, args, nil)
+			v, err = starlark.Call(th, in.comp.Callable(j.fn), args, nil)
 		}
 		if err != nil {
 			if !j.suppress {

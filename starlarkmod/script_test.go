@@ -20,6 +20,11 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the .golden files of script tests")
 
+// noCompile runs the script tests (and the other tests that opt in) with
+// every function on the VM: go test ./starlarkmod -no-compile checks the
+// same golden files without the compiler (internal/compile).
+var noCompile = flag.Bool("no-compile", false, "run script tests with Options.NoCompile")
+
 // TestScripts runs every .star file in starlarkmod/testdata (package tests),
 // starlarkmod/testdata/race (the adversarial corpus: each script is a way
 // to make two threads touch one value, or to lose work, or to hang, and
@@ -95,6 +100,7 @@ func runScript(t *testing.T, file string, sequential bool) string {
 		Args:       []string{file},
 		Modules:    map[string]starlark.StringDict{"assert.star": assertModule},
 		ThreadInit: func(th *starlark.Thread) { starlarktest.SetReporter(th, t) },
+		NoCompile:  *noCompile,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

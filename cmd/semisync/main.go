@@ -93,6 +93,7 @@ type hook struct {
 // function in its own file.
 func registerFlags(fs *flag.FlagSet, c *config) {
 	registerCoreFlags(fs, c)
+	registerCompileFlags(fs, c)
 }
 
 // registerCoreFlags defines the flags of running a script.
