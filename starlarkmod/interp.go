@@ -54,6 +54,9 @@ type Options struct {
 	// creates (main threads and workers) before it runs any code, to set
 	// the host's thread-locals.
 	ThreadInit func(th *starlark.Thread)
+	// Observer, if set, records what each run does for traces, graphs
+	// and summaries (see [Observer]); without it that costs nothing.
+	Observer *Observer
 }
 
 // An Interpreter runs semisync scripts. It holds the configuration, a
@@ -376,7 +379,9 @@ func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn st
 	ts.setTask(r, task)
 	th.Steps = 0
 	ts.bind(th, ctx)
+	t0 := r.obs.begin()
 	v, err := starlark.Call(th, fn, args, kwargs)
+	r.obs.task(t0, w, task, fn, err)
 	if err == nil {
 		if err = r.in.prepareResult(v); err != nil {
 			v = nil

@@ -40,6 +40,7 @@ type Run struct {
 	sem   *semisyncState
 	tasks taskLog
 	pipes pipelines
+	obs   *runObs // what --trace, --graph and --summary show (observe.go)
 
 	// waitKick wakes Wait when a future it waits for ends, or a thread
 	// starts waiting for the result of a consumer nobody closed.
@@ -62,6 +63,7 @@ func (in *Interpreter) newRun(ctx context.Context, root string) *Run {
 		main:  newRootID(),
 		loads: make(map[string]*loadEntry),
 		sem:   newSemisyncState(),
+		obs:   in.opts.Observer.newRunObs(),
 
 		waitKick: make(chan struct{}, 1),
 	}

@@ -45,6 +45,7 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	maxSteps := fs.Uint64("max-steps", 0, "limit each thread (the script, each task) to `N` Starlark steps (0: no limit)")
 	timeout := fs.Duration("timeout", 0, "stop the script after `DURATION` (e.g. 30s) and exit 1")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	observe := registerObserveFlags(fs) // observe.go
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -58,6 +59,11 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	if *showVersion {
 		fmt.Fprintf(stdout, "semisync %s\n", version)
 		return 0
+	}
+	obs, err := observe.observer()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
 	}
 	seeded := false
 	fs.Visit(func(f *flag.Flag) { seeded = seeded || f.Name == "seed" })
@@ -75,8 +81,10 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 				Seeded:     seeded,
 				MaxSteps:   *maxSteps,
 				Args:       args,
+				Observer:   obs,
 			},
 		})
+		err = errors.Join(err, observe.write(stderr))
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
@@ -113,10 +121,14 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 		Seeded:     seeded,
 		MaxSteps:   *maxSteps,
 		Args:       fs.Args(),
+		Observer:   obs,
 	})
-	_, err := in.ExecFile(ctx, fs.Arg(0))
+	_, err = in.ExecFile(ctx, fs.Arg(0))
 	if cerr := in.Close(); err == nil {
 		err = cerr
+	}
+	if oerr := observe.write(stderr); err == nil {
+		err = oerr
 	}
 	if err == nil {
 		return 0
