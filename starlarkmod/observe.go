@@ -81,15 +81,20 @@ type spanExtra struct {
 	id    *taskID // a job's identity (its items are its children)
 }
 
+const spanChunk = 4096
+
 // obsShards spreads recording over locks by worker, so that workers
 // recording at once rarely wait for each other.
 const obsShards = 16
 
 type obsShard struct {
 	mu    sync.Mutex
-	spans []span
+	spans [][]span // chunks of spanChunk: appending never copies
 	stats map[starlark.Value]*fnStat
-	_     [64]byte // keep shards on separate cache lines
+	// The last function's stats: tasks of one function come in runs.
+	lastFn   starlark.Value
+	lastStat *fnStat
+	_        [64]byte // keep shards on separate cache lines
 }
 
 // fnStat is the per-function summary.
@@ -203,10 +208,17 @@ func (ro *runObs) add(w *engine.Worker, s span, err error, keep bool) {
 	sh := &ro.shards[tid%obsShards]
 	sh.mu.Lock()
 	if keep {
-		sh.spans = append(sh.spans, s)
+		if n := len(sh.spans); n == 0 || len(sh.spans[n-1]) == spanChunk {
+			sh.spans = append(sh.spans, make([]span, 0, spanChunk))
+		}
+		last := &sh.spans[len(sh.spans)-1]
+		*last = append(*last, s)
 	}
 	if s.fn != nil {
-		st := sh.stats[s.fn]
+		st := sh.lastStat
+		if sh.lastFn != s.fn {
+			st = sh.stats[s.fn]
+		}
 		if st == nil {
 			if sh.stats == nil {
 				sh.stats = map[starlark.Value]*fnStat{}
@@ -214,6 +226,7 @@ func (ro *runObs) add(w *engine.Worker, s span, err error, keep bool) {
 			st = &fnStat{first: s.start}
 			sh.stats[s.fn] = st
 		}
+		sh.lastFn, sh.lastStat = s.fn, st
 		d := time.Duration(s.end - s.start)
 		st.calls++
 		st.total += d
@@ -238,9 +251,23 @@ func (ro *runObs) main(w *engine.Worker) {
 	ro.gmu.Unlock()
 }
 
-// snapshot returns the run's slices, in no particular order, and how
-// many were dropped.
-func (ro *runObs) snapshot() (spans []span, dropped int) {
+// spanList is a snapshot of a run's slices, in chunks (not copied: a
+// chunk's elements before its length never change).
+type spanList [][]span
+
+// all iterates over the slices, in no particular order.
+func (l spanList) all(yield func(*span) bool) {
+	for _, c := range l {
+		for i := range c {
+			if !yield(&c[i]) {
+				return
+			}
+		}
+	}
+}
+
+// snapshot returns the run's slices and how many were dropped.
+func (ro *runObs) snapshot() (spans spanList, dropped int) {
 	for i := range ro.shards {
 		sh := &ro.shards[i]
 		sh.mu.Lock()

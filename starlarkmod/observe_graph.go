@@ -124,16 +124,18 @@ type callKey struct {
 }
 
 // views returns the run's graphs with times from its slices.
-func (ro *runObs) views(spans []span) []*graphView {
-	byKey := map[callKey]*span{}
-	for i := range spans {
-		if s := &spans[i]; s.kind == spanTask {
-			byKey[callKey{s.parent, s.n}] = s
-		}
-	}
+func (ro *runObs) views(spans spanList) []*graphView {
 	ro.gmu.Lock()
 	graphs := append([]*graphRec(nil), ro.graphs...)
 	ro.gmu.Unlock()
+	byKey := map[callKey]*span{}
+	if len(graphs) > 0 {
+		for s := range spans.all {
+			if s.kind == spanTask {
+				byKey[callKey{s.parent, s.n}] = s
+			}
+		}
+	}
 	var vs []*graphView
 	for _, g := range graphs {
 		v := &graphView{run: ro.pid, g: g, dur: make([]time.Duration, len(g.calls))}
