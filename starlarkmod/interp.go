@@ -90,10 +90,11 @@ func New(opts Options) *Interpreter {
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
 	}
+	tty := newBarTerm(opts.Stderr) // job_progress.go
 	in := &Interpreter{
 		opts:   opts,
-		out:    &lineWriter{w: opts.Stdout},
-		errOut: &lineWriter{w: opts.Stderr},
+		out:    &lineWriter{w: opts.Stdout, tty: tty},
+		errOut: &lineWriter{w: opts.Stderr, tty: tty},
 	}
 	in.seed = opts.Seed
 	if !opts.Seeded {
@@ -134,8 +135,9 @@ func FileOptions() *syntax.FileOptions {
 // lineWriter writes each line with one Write call under a mutex, so lines
 // printed by many threads never interleave.
 type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	w   io.Writer
+	tty *barTerm // if stderr is a terminal: lines go above progress bars
 }
 
 func (lw *lineWriter) line(s string) {
@@ -143,7 +145,11 @@ func (lw *lineWriter) line(s string) {
 	b = append(b, s...)
 	b = append(b, '\n')
 	lw.mu.Lock()
-	lw.w.Write(b) //nolint:errcheck // print has nowhere to report failure
+	if lw.tty != nil {
+		lw.tty.write(lw.w, b)
+	} else {
+		lw.w.Write(b) //nolint:errcheck // print has nowhere to report failure
+	}
 	lw.mu.Unlock()
 }
 

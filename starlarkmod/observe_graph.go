@@ -214,7 +214,10 @@ func (v *graphView) title() string {
 	if v.g.where == "" {
 		t = "queued calls (semisync.begin has not run them)"
 	} else {
-		t = fmt.Sprintf("run %d, begin %d at %s", v.run, v.g.seq, v.g.where)
+		t = fmt.Sprintf("begin %d at %s", v.g.seq, v.g.where)
+		if v.run > 0 {
+			t = fmt.Sprintf("run %d, %s", v.run, t)
+		}
 		if len(v.critPath) > 0 {
 			t += fmt.Sprintf(": critical path %s of %s", fmtDur(v.critLen), fmtDur(time.Duration(v.g.end-v.g.start)))
 		}
