@@ -82,8 +82,8 @@ func (t *barTerm) write(w io.Writer, line []byte) {
 // progress is a job's progress bar. A nil *progress does nothing, so
 // callers need not check.
 type progress struct {
-	t     *barTerm
-	bar   *progressbar.ProgressBar
+	t       *barTerm
+	bar     *progressbar.ProgressBar
 	timer   *time.Timer
 	fired   chan struct{} // closed when the timer's function has run
 	visible bool          // barDelay has passed: frames are drawn (under t.mu)

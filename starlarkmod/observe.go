@@ -99,10 +99,10 @@ type obsShard struct {
 
 // fnStat is the per-function summary.
 type fnStat struct {
-	name             string
-	first            int64 // when the function first ran, to order the table
-	calls, failures  int
-	total, max, last time.Duration
+	name            string
+	first           int64 // when the function first ran, to order the table
+	calls, failures int
+	total, max      time.Duration
 }
 
 // runObs is the record of one run. Every Run has one; o is nil when
