@@ -3,6 +3,7 @@ module github.com/semisync/semisync
 go 1.26.8
 
 require (
+	github.com/creack/pty v1.1.24
 	github.com/peterh/liner v1.2.3
 	github.com/schollz/progressbar/v3 v3.19.1
 	github.com/stretchr/testify v1.12.1

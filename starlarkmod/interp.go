@@ -79,6 +79,9 @@ type Options struct {
 	// compiled to Go closures (see internal/compile), with the same
 	// results and errors, faster.
 	NoCompile bool
+	// Observer, if set, records what each run does for traces, graphs
+	// and summaries (see [Observer]); without it that costs nothing.
+	Observer *Observer
 }
 
 // An Interpreter runs semisync scripts. It holds the configuration, a
@@ -115,10 +118,11 @@ func New(opts Options) *Interpreter {
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
 	}
+	tty := newBarTerm(opts.Stderr) // job_progress.go
 	in := &Interpreter{
 		opts:   opts,
-		out:    &lineWriter{w: opts.Stdout},
-		errOut: &lineWriter{w: opts.Stderr},
+		out:    &lineWriter{w: opts.Stdout, tty: tty},
+		errOut: &lineWriter{w: opts.Stderr, tty: tty},
 	}
 	in.cross.OnFreeze = noteFrozen // frozen.go
 	in.seed = opts.Seed
@@ -163,8 +167,9 @@ func FileOptions() *syntax.FileOptions {
 // lineWriter writes each line with one Write call under a mutex, so lines
 // printed by many threads never interleave.
 type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	w   io.Writer
+	tty *barTerm // if stderr is a terminal: lines go above progress bars
 }
 
 func (lw *lineWriter) line(s string) {
@@ -172,7 +177,11 @@ func (lw *lineWriter) line(s string) {
 	b = append(b, s...)
 	b = append(b, '\n')
 	lw.mu.Lock()
-	lw.w.Write(b) //nolint:errcheck // print has nowhere to report failure
+	if lw.tty != nil {
+		lw.tty.write(lw.w, b)
+	} else {
+		lw.w.Write(b) //nolint:errcheck // print has nowhere to report failure
+	}
 	lw.mu.Unlock()
 }
 
@@ -414,7 +423,9 @@ func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn st
 	ts.setTask(r, task)
 	th.Steps = 0
 	ts.bind(th, ctx)
+	t0 := r.obs.begin()
 	v, err := starlark.Call(th, r.in.comp.Callable(fn), args, kwargs)
+	r.obs.task(t0, w, task, fn, err)
 	if err == nil {
 		if err = r.in.prepareResult(v); err != nil {
 			v = nil

@@ -244,7 +244,8 @@ func (r *jobRunner) run(ctx context.Context, th *starlark.Thread) (_ starlark.Va
 	caller := workerOf(th)
 	j := r.j
 	rec := r.rn.record("job", fmt.Sprintf("%s over %s items, run at %s", j.fn.Name(), j.items.Type(), r.where))
-	defer func() { rec.finish(err) }()
+	obsEnd := r.rn.obs.span(spanJob, th, r.id, "job "+j.fn.Name(), r.where)
+	defer func() { rec.finish(err); obsEnd(err) }()
 	iter := j.items.Iterate()
 	defer iter.Done()
 	total := -1
@@ -351,7 +352,9 @@ func (r *jobRunner) startWorker(caller *engine.Worker) func(ctx context.Context,
 			if timeout {
 				ts.bind(th, ctx) // the item's own context, with its deadline
 			}
+			t0 := r.rn.obs.begin()
 			v, err = starlark.Call(th, r.in.comp.Callable(fn), args, nil)
+			r.rn.obs.item(t0, w, r.id, i, fn, err)
 			if reuse {
 				// Do not keep the item alive. Only the shared tuple: another
 				// callable (a @future function) may keep the one it got.

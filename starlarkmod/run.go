@@ -47,6 +47,7 @@ type Run struct {
 	srcMu   sync.Mutex        //
 	sources map[string]string // the source of each file, for explanations
 	fsys    fs.FS             // if set, load() reads script files from it (embed.go)
+	obs     *runObs           // what --trace, --graph and --summary show (observe.go)
 
 	// waitKick wakes Wait when a future it waits for ends, or a thread
 	// starts waiting for the result of a consumer nobody closed.
@@ -69,6 +70,7 @@ func (in *Interpreter) newRun(ctx context.Context, root string) *Run {
 		main:  newRootID(),
 		loads: make(map[string]*loadEntry),
 		sem:   newSemisyncState(),
+		obs:   in.opts.Observer.newRunObs(),
 
 		waitKick: make(chan struct{}, 1),
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files of TestCLI")
+var update = flag.Bool("update", false, "rewrite the golden files (TestCLI, the --summary test)")
 
 // TestCLI runs the command in-process on each case and compares its exit
 // status, stdout and stderr with testdata/cli/NAME.golden. Durations

@@ -80,8 +80,8 @@ type config struct {
 // A hook lets a feature take part in a run of a script. before runs once
 // the flags are parsed, before the interpreter exists: it may change the
 // interpreter's options (and return an error to stop with status 2).
-// after runs when the script and its background work have ended, with
-// their error (nil if none); it returns the error to report (the same,
+// after runs when the script and its background work (or the REPL) have ended, with
+// their error (nil if none) and the run (nil for the REPL); it returns the error to report (the same,
 // or a new one, e.g. a trace file that could not be written).
 type hook struct {
 	before func(c *config) error
@@ -94,6 +94,7 @@ type hook struct {
 func registerFlags(fs *flag.FlagSet, c *config) {
 	registerCoreFlags(fs, c)
 	registerCompileFlags(fs, c)
+	registerObserveFlags(fs, c) // observe.go
 }
 
 // registerCoreFlags defines the flags of running a script.
@@ -242,6 +243,11 @@ func runREPL(c *config, args []string) int {
 		Stderr: c.stderr,
 		Interp: opts,
 	})
+	for _, h := range c.hooks {
+		if h.after != nil {
+			err = h.after(c, nil, err)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(c.stderr, starlarkmod.FormatError(err))
 		return 1
