@@ -431,12 +431,9 @@ func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn st
 			v = nil
 		}
 	}
-	if err != nil {
-		if f, ok := fn.(*starlark.Function); ok {
-			err = r.explainFrozenIn(err, f.Globals())
-		}
-	}
-	return v, err
+	// (Not fn's globals to name the value: reading them races with a module
+	// that is still executing.)
+	return v, r.explainFrozen(err)
 }
 
 // ExecFile runs the script at path as the main module of a new [Run]

@@ -18,7 +18,8 @@
 // config.hooks there (before: change the interpreter's options; after:
 // see the run and its error). A subcommand of its own is one line in
 // subcommands; it parses its own flags from the arguments after its name.
-// Hooks do not apply to the REPL.
+// Before-hooks run for scripts, the REPL and subcommands alike (the REPL
+// and subcommands use config.opts too); after-hooks only for scripts.
 package main
 
 import (
@@ -138,6 +139,9 @@ func printVersion(c *config) int {
 }
 
 func doMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
 	c := &config{stdin: stdin, stdout: stdout, stderr: stderr, waitNotice: time.Second}
 	seq, err := parseBool(os.Getenv("SEMISYNC_SEQUENTIAL"))
 	if err != nil {
