@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -131,16 +132,15 @@ func (r *Run) initRemote() {
 // taskHash returns the id of a remote item: the hash of the function's
 // encoding, the arguments, the run and the task's structural identity.
 func taskHash(fnSum [32]byte, args []byte, run, task string) string {
-	h := sha256.New()
-	h.Write(fnSum[:])
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], uint64(len(args)))
-	h.Write(n[:])
-	h.Write(args)
-	h.Write([]byte(run))
-	h.Write([]byte{0})
-	h.Write([]byte(task))
-	return hex.EncodeToString(h.Sum(nil))
+	buf := make([]byte, 0, 32+8+len(args)+len(run)+1+len(task))
+	buf = append(buf, fnSum[:]...)
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(len(args)))
+	buf = append(buf, args...)
+	buf = append(buf, run...)
+	buf = append(buf, 0)
+	buf = append(buf, task...)
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:])
 }
 
 // refuseRemote explains why a task cannot run remotely.
@@ -551,4 +551,118 @@ func (r *jobRunner) remoteCancelled(cause error, done, inFlight, total int) erro
 	}
 	return fmt.Errorf("%s: %w; cancelled %d items running on the cluster; %d%s items done, the rest not taken (job run at %s)",
 		r.op, scriptCause(cause), inFlight, done, of, r.where)
+}
+
+// ExecRemoteBatch runs every item of b on this interpreter (a cluster
+// worker), up to concurrency at once (0: the interpreter's limit, see
+// Options.Limit), and calls done once per item that ran, on the calling
+// goroutine, with its portable-encoded result or its error (a
+// *RemoteError for a failure of the script code, as ExecRemote). It is
+// ExecRemote for many items: the function is decoded once, the items are
+// tasks of one run (numbered by their index) on long-running worker
+// loops, as a local job's items are, so a trivial item costs a fraction
+// of an ExecRemote call. b.Timeout limits each item. Lines printed go to
+// out (nil: Stdout).
+//
+// It returns when every item is done, or when ctx ends: then the items
+// still running are cancelled, done is not called for the items that did
+// not finish, and it returns ctx's cause. It returns an error without
+// calling done if the function cannot be decoded.
+func (in *Interpreter) ExecRemoteBatch(ctx context.Context, b *RemoteBatch, files func(hash string) ([]byte, error), concurrency int, out func(line string), done func(i int, result []byte, err error)) error {
+	env := in.workerEnv(files)
+	callable := in.remoteFns.get(b.FnSum)
+	if callable == nil {
+		sum := sha256.Sum256(b.Fn)
+		if hex.EncodeToString(sum[:]) != b.FnSum {
+			return fmt.Errorf("semisync: task function does not match its hash %s", b.FnSum)
+		}
+		c, err := portable.DecodeFuncEnv(b.Fn, env)
+		if err != nil {
+			return fmt.Errorf("semisync: decoding the task function: %v", err)
+		}
+		in.remoteFns.put(b.FnSum, c)
+		callable = c
+	}
+	if concurrency <= 0 {
+		concurrency = in.opts.Limit
+		if concurrency <= 0 {
+			concurrency = 2 * runtime.GOMAXPROCS(0) // the pool's default limit
+		}
+	}
+	rn := in.newRemoteRun(ctx)
+	rn.remote.out = out
+	caller := in.pool.Enter()
+	defer caller.Leave()
+	m := engine.Mapper[int, []byte]{
+		Workers:   concurrency,
+		KeepGoing: true,
+		Timeout:   b.Timeout,
+		Start: func(ctx context.Context, w *engine.Worker) (engine.MapFunc[int, []byte], func()) {
+			th := workerThread.Get(w)
+			fresh := w == caller
+			if fresh {
+				th = in.newThread(fmt.Sprintf("remote-helper-%d", w.ID), w, true)
+			}
+			ts := stateOf(th)
+			saved := ts.taskState
+			ts.bind(th, ctx)
+			timeout := b.Timeout > 0
+			call := func(ctx context.Context, i int, _ int) ([]byte, error) {
+				args, kwargs, err := portable.DecodeArgsEnv(b.Items[i].Args, env)
+				if err != nil {
+					return nil, fmt.Errorf("semisync: decoding the arguments of %s: %v", callable.Name(), err)
+				}
+				ts.setTask(rn, taskRef{parent: rn.main, n: i + 1})
+				th.Steps = 0
+				if timeout {
+					ts.bind(th, ctx)
+				}
+				v, err := starlark.Call(th, callable, args, kwargs)
+				if err != nil {
+					return nil, remoteFailure(err)
+				}
+				data, err := portable.EncodeValue(v)
+				if err != nil {
+					msg := fmt.Sprintf("%s: its result cannot be sent back: %v", callable.Name(), err)
+					return nil, &RemoteError{Msg: msg, Trace: msg}
+				}
+				return data, nil
+			}
+			return call, func() {
+				if fresh {
+					ts.unbind(th)
+				}
+				ts.taskState = saved
+			}
+		},
+	}
+	n := 0
+	next := func() (int, bool, error) {
+		if n == len(b.Items) {
+			return 0, false, nil
+		}
+		n++
+		return n - 1, true, nil
+	}
+	err := m.Run(ctx, in.pool, caller, next, func(i int, _ int, data []byte, err error) error {
+		var te *engine.TimeoutError
+		if errors.As(err, &te) {
+			err = remoteFailure(err)
+		}
+		done(i, data, err)
+		return nil
+	})
+	if werr := rn.Wait(ctx); err == nil && werr != nil {
+		err = werr
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return err
+}
+
+// remoteFailure is a task's error as a *RemoteError.
+func remoteFailure(err error) *RemoteError {
+	err = scriptCause(err) // "timed out after 1s", not "engine: ..."
+	return &RemoteError{Msg: err.Error(), Trace: errText(err)}
 }

@@ -24,6 +24,7 @@ import (
 type inProcess struct {
 	worker *starlarkmod.Interpreter
 	name   string
+	batch  bool // run batches with ExecRemoteBatch, else item by item with ExecRemote
 	out    func(line string)
 	files  sync.Map // hash -> text
 
@@ -49,6 +50,16 @@ func (p *inProcess) Run(ctx context.Context, b *starlarkmod.RemoteBatch, done fu
 		}
 		return nil, errors.New("no such file")
 	}
+	out := func(line string) { p.out("[" + p.name + "] " + line) }
+	if p.batch {
+		return p.worker.ExecRemoteBatch(ctx, b, files, 4, out, func(i int, res []byte, err error) {
+			var re *starlarkmod.RemoteError
+			if errors.As(err, &re) {
+				re.Worker = p.name
+			}
+			done(i, res, err)
+		})
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	defer wg.Wait()
@@ -64,7 +75,7 @@ func (p *inProcess) Run(ctx context.Context, b *starlarkmod.RemoteBatch, done fu
 			defer func() { <-sem }()
 			ictx, cancel := starlarkmod.RemoteItemContext(ctx, b)
 			defer cancel()
-			res, err := p.worker.ExecRemote(ictx, b.Fn, b.FnSum, files, it.Args, func(line string) { p.out("[" + p.name + "] " + line) })
+			res, err := p.worker.ExecRemote(ictx, b.Fn, b.FnSum, files, it.Args, out)
 			var re *starlarkmod.RemoteError
 			if errors.As(err, &re) {
 				re.Worker = p.name
@@ -100,13 +111,18 @@ func (l *lines) String() string {
 // the output, the remote and the error.
 func runRemote(t *testing.T, ctx context.Context, src string) (string, *inProcess, error) {
 	t.Helper()
+	return runRemoteMode(t, ctx, src, false)
+}
+
+func runRemoteMode(t *testing.T, ctx context.Context, src string, batch bool) (string, *inProcess, error) {
+	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "script.star")
 	require.NoError(t, os.WriteFile(path, []byte(src), 0o644))
 	var out lines
 	worker := starlarkmod.New(starlarkmod.Options{Stdout: &out, Stderr: &out})
 	defer worker.Close()
-	remote := &inProcess{worker: worker, name: "w1", out: out.line}
+	remote := &inProcess{worker: worker, name: "w1", out: out.line, batch: batch}
 	in := starlarkmod.New(starlarkmod.Options{Stdout: &out, Stderr: &out, Remote: remote})
 	defer in.Close()
 	_, err := in.ExecFile(ctx, path)
@@ -174,9 +190,17 @@ print("semisync", ha.result(), hb.result())
 `
 
 func TestRemoteSameOutputAsLocal(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ExecRemote", true: "ExecRemoteBatch"}[batch], func(t *testing.T) {
+			testRemoteSameOutputAsLocal(t, batch)
+		})
+	}
+}
+
+func testRemoteSameOutputAsLocal(t *testing.T, batch bool) {
 	want, err := runLocal(t, remoteScript)
 	require.NoError(t, err)
-	got, remote, err := runRemote(t, context.Background(), remoteScript)
+	got, remote, err := runRemoteMode(t, context.Background(), remoteScript, batch)
 	require.NoError(t, err, got)
 	assert.Equal(t, want, got)
 	// 3000 items in batches of at most 1024, plus the other jobs, one
@@ -275,6 +299,14 @@ job(f, [1, 0, 2]).run()
 }
 
 func TestRemoteSuppressTimeoutUnordered(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ExecRemote", true: "ExecRemoteBatch"}[batch], func(t *testing.T) {
+			testRemoteSuppressTimeout(t, batch)
+		})
+	}
+}
+
+func testRemoteSuppressTimeout(t *testing.T, batch bool) {
 	src := `
 def f(x):
     if x == 2:
@@ -286,7 +318,7 @@ def f(x):
 
 print(job(f, range(5), suppress_worker_exceptions=True, timeout=0.2).run())
 `
-	got, _, err := runRemote(t, context.Background(), src)
+	got, _, err := runRemoteMode(t, context.Background(), src, batch)
 	require.NoError(t, err, got)
 	assert.Contains(t, got, "job.run: item 2 (value 2) of the job run at")
 	assert.Contains(t, got, "failed (suppressed; its result is None)")
@@ -296,6 +328,14 @@ print(job(f, range(5), suppress_worker_exceptions=True, timeout=0.2).run())
 }
 
 func TestRemoteCancel(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ExecRemote", true: "ExecRemoteBatch"}[batch], func(t *testing.T) {
+			testRemoteCancel(t, batch)
+		})
+	}
+}
+
+func testRemoteCancel(t *testing.T, batch bool) {
 	src := `
 def spin(x):
     while True:
@@ -306,7 +346,7 @@ job(spin, range(100)).run()
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
 	start := time.Now()
-	_, _, err := runRemote(t, ctx, src)
+	_, _, err := runRemoteMode(t, ctx, src, batch)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Contains(t, err.Error(), "items running on the cluster")
