@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/semisync/semisync/starlarkmod"
+	"github.com/semisync/semisync/starlarkmod/internal/portable"
 )
 
 // inProcess is a Remote that runs each item on a second Interpreter (the
@@ -252,6 +254,16 @@ def use(x):
 
 job(use, [1]).run()
 `, `job.run: cannot send use (called at $/script.star:9:18) to the cluster: $/script.star:7:12: global "a" of function use: semisync_function cannot leave this process (it is not portable)`},
+		{"semisync call reaching a Manager dict", `
+counts = Manager().dict()
+
+@semisync
+def a():
+    counts["x"] = 1
+
+a()
+semisync.begin()
+`, `semisync.begin: cannot send a (called at $/script.star:8:2) to the cluster: $/script.star:6:5: global "counts" of function a: Manager.dict cannot leave this process (it is not portable)`},
 		{"dispatcher", `
 @future
 def f():
@@ -417,4 +429,64 @@ wait(fs)
 	_, _, err := runRemote(t, ctx, src)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, context.Canceled)
+}
+
+// Remote item ids are the hash of the function, the arguments, the run
+// and the task's structural identity: distinct for every item of a run,
+// even with equal arguments, and different in another run.
+func TestRemoteItemIDs(t *testing.T) {
+	src := `
+def f(x):
+    return x
+
+job(f, [1, 1, 2]).run()
+job(f, [1]).run()
+`
+	var mu sync.Mutex
+	var ids []string
+	rec := recordingRemote{fn: func(b *starlarkmod.RemoteBatch) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, it := range b.Items {
+			ids = append(ids, it.ID)
+		}
+	}}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "script.star")
+	require.NoError(t, os.WriteFile(path, []byte(src), 0o644))
+	in := starlarkmod.New(starlarkmod.Options{Stdout: io.Discard, Stderr: io.Discard, Remote: &rec})
+	defer in.Close()
+	for range 2 {
+		_, err := in.ExecFile(context.Background(), path)
+		require.NoError(t, err)
+	}
+	require.Len(t, ids, 8)
+	seen := map[string]bool{}
+	for _, id := range ids {
+		assert.Len(t, id, 64)
+		assert.False(t, seen[id], "duplicate id %s", id)
+		seen[id] = true
+	}
+}
+
+// recordingRemote answers every item with its first argument, and
+// shows each batch to fn.
+type recordingRemote struct {
+	fn func(b *starlarkmod.RemoteBatch)
+}
+
+func (r *recordingRemote) Run(_ context.Context, b *starlarkmod.RemoteBatch, done func(int, []byte, error)) error {
+	r.fn(b)
+	for i, it := range b.Items {
+		args, _, err := portable.DecodeArgs(it.Args)
+		if err != nil {
+			return err
+		}
+		res, err := portable.EncodeValue(args[0])
+		if err != nil {
+			return err
+		}
+		done(i, res, nil)
+	}
+	return nil
 }
