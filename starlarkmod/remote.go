@@ -369,9 +369,10 @@ const (
 )
 
 type remoteEvent struct {
-	i    int // item index in the job; -1: the batch ended
-	data []byte
-	err  error
+	batch int // the batch's number in the job
+	i     int // item index in the job; -1: the batch ended
+	data  []byte
+	err   error
 }
 
 // runRemote is run for a job whose items run on the cluster: the items
@@ -419,7 +420,10 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 	}()
 
 	items := map[int]starlark.Value{} // in flight, for messages
-	var results []starlark.Value      // by index (ordered) or in completion order
+	itemBatch := map[int]int{}        // in flight: the batch of each item
+	left := map[int]int{}             // items each batch in flight has not answered
+	batches := 0
+	var results []starlark.Value // by index (ordered) or in completion order
 	done := 0
 	pulled := 0
 	exhausted := false
@@ -431,7 +435,11 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 	send := func() error {
 		b := &RemoteBatch{Run: runID, Name: j.fn.Name(), Fn: enc.Data, FnSum: fnSum, Files: enc.Files, Timeout: j.timeout}
 		first := pulled
-		for len(b.Items) < remoteChunk {
+		seq := batches
+		start := time.Now()
+		// A batch goes out when full, or early when the items come slowly
+		// (a lazy source), so that the cluster is not kept waiting.
+		for len(b.Items) < remoteChunk && (len(b.Items) == 0 || time.Since(start) < time.Millisecond) {
 			var x starlark.Value
 			if !iter.Next(&x) {
 				exhausted = true
@@ -447,21 +455,24 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 			}
 			b.Items = append(b.Items, RemoteItem{ID: taskHash(enc.Sum, a, runID, prefix+strconv.Itoa(pulled)), Args: a})
 			items[pulled] = x
+			itemBatch[pulled] = seq
 			pulled++
 		}
 		args[0] = nil
 		if len(b.Items) == 0 {
 			return nil
 		}
+		batches++
+		left[seq] = len(b.Items)
 		running++
 		go func() {
 			err := r.in.opts.Remote.Run(bctx, b, func(i int, data []byte, err error) {
 				select {
-				case events <- remoteEvent{i: first + i, data: data, err: err}:
+				case events <- remoteEvent{batch: seq, i: first + i, data: data, err: err}:
 				case <-bctx.Done(): // nobody reads results any more
 				}
 			})
-			events <- remoteEvent{i: -1, err: err} // room is reserved for it
+			events <- remoteEvent{batch: seq, i: -1, err: err} // room is reserved for it
 		}()
 		return nil
 	}
@@ -483,9 +494,14 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 		}
 		if ev.i < 0 {
 			running--
-			if ev.err != nil && ctx.Err() == nil && failed < 0 && len(items) > 0 {
+			n := left[ev.batch]
+			delete(left, ev.batch)
+			if n > 0 && failed < 0 && ctx.Err() == nil {
 				// The batch ended without every result: the cluster failed.
 				bar.finish(false)
+				if ev.err == nil {
+					ev.err = fmt.Errorf("no result for %d items", n)
+				}
 				return nil, fmt.Errorf("%s: the cluster: %w (job run at %s)", r.op, ev.err, r.where)
 			}
 			continue
@@ -495,6 +511,8 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 			continue // a duplicate result
 		}
 		delete(items, ev.i)
+		left[itemBatch[ev.i]]--
+		delete(itemBatch, ev.i)
 		var v starlark.Value
 		err := ev.err
 		if err == nil {
@@ -512,6 +530,9 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 					failed, failErr = ev.i, &TaskError{Op: r.op, Task: r.itemDesc(ev.i, item), Err: err}
 				}
 				done++
+				if r.settled(failed, items) {
+					break // the rest is cancelled (see the deferred drain)
+				}
 				continue
 			}
 			r.in.report(fmt.Sprintf("%s: %s failed (suppressed; its result is None):\n%s",
@@ -520,6 +541,9 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 		}
 		done++
 		bar.add()
+		if failed >= 0 && r.settled(failed, items) {
+			break
+		}
 		if !j.keep {
 			continue
 		}
@@ -541,6 +565,22 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 		return starlark.None, nil
 	}
 	return starlark.NewList(results), nil
+}
+
+// settled reports whether a remote job that failed at item failed can
+// stop: with ordered=False at once (the first failure to arrive wins),
+// else once every item before it is done (so the failure reported does
+// not depend on timing). Items still running are then cancelled.
+func (r *jobRunner) settled(failed int, inFlight map[int]starlark.Value) bool {
+	if !r.j.ordered {
+		return true
+	}
+	for i := range inFlight {
+		if i < failed {
+			return false
+		}
+	}
+	return true
 }
 
 // remoteCancelled is the error of a remote job whose context ended.

@@ -210,7 +210,9 @@ func testRemoteSameOutputAsLocal(t *testing.T, batch bool) {
 	// Remote of its own) and the three semisync calls.
 	assert.LessOrEqual(t, remote.maxItems.Load(), int64(1024))
 	assert.Equal(t, int64(3000+3+10+1+3), remote.items.Load())
-	assert.Equal(t, int64(3+1+1+1+3), remote.batches.Load())
+	// (A batch also goes out early when pulling items takes over 1ms: on a
+	// loaded machine the 3000 items may take more than 3 batches.)
+	assert.GreaterOrEqual(t, remote.batches.Load(), int64(3+1+1+1+3))
 }
 
 func TestRemotePrintGoesBackPrefixed(t *testing.T) {
@@ -489,4 +491,26 @@ func (r *recordingRemote) Run(_ context.Context, b *starlarkmod.RemoteBatch, don
 		done(i, res, nil)
 	}
 	return nil
+}
+
+// The first failing item in input order is reported, whatever the order
+// the cluster answers in, as locally.
+func TestRemoteFirstFailureInOrder(t *testing.T) {
+	src := `
+def f(x):
+    if x in (700, 2100, 2900):
+        fail("bad %d" % x)
+    return x
+
+job(f, range(3000)).run()
+`
+	want, err := runLocal(t, src)
+	require.Error(t, err)
+	for _, batch := range []bool{false, true} {
+		got, _, rerr := runRemoteMode(t, context.Background(), src, batch)
+		require.Error(t, rerr)
+		assert.Equal(t, want, got)
+		assert.Contains(t, rerr.Error(), "item 700 (value 700)")
+		assert.Contains(t, starlarkmod.FormatError(rerr), "Error in fail: fail: bad 700")
+	}
 }
