@@ -60,12 +60,18 @@ type RemoteBatch struct {
 	// runs ExecRemote under a context with this deadline, and the item fails
 	// with a timeout error.
 	Timeout time.Duration
+	// Seed, if Seeded (--seed), seeds each item's random generator with the
+	// item's Task, as locally: ExecRemoteBatch gives the same random
+	// numbers as a local run.
+	Seed   int64
+	Seeded bool
 }
 
 // A RemoteItem is one call of a batch's function.
 type RemoteItem struct {
 	ID   string // hex: hash(Fn, Args) + run + structural task id; dedup key
 	Args []byte // portable.EncodeArgs
+	Task uint64 // the hash of the task's structural identity (seeds its random generator)
 }
 
 // A RemoteError is a task's failure as the worker saw it.
@@ -99,6 +105,10 @@ type remoteRun struct {
 	// out, if set, receives the lines the run's threads print (a run made
 	// by ExecRemote sends them back to the caller).
 	out func(line string)
+	// seed, if seeded, replaces the interpreter's seed for the run's
+	// tasks (the caller's --seed).
+	seed   int64
+	seeded bool
 }
 
 // remoteID returns the run's id, unique per run.
@@ -178,9 +188,11 @@ func (r *Run) remoteCall(op string, fn starlark.Callable, args starlark.Tuple, k
 	if err != nil {
 		return nil, refuseRemote(op, fn.Name(), posText(where), err)
 	}
+	id := key.id()
 	b := &RemoteBatch{
 		Run: r.remoteID(), Name: fn.Name(), Fn: enc.Data, FnSum: hex.EncodeToString(enc.Sum[:]), Files: enc.Files,
-		Items: []RemoteItem{{ID: taskHash(enc.Sum, a, r.remoteID(), key.id().String()), Args: a}},
+		Items: []RemoteItem{{ID: taskHash(enc.Sum, a, r.remoteID(), id.String()), Args: a, Task: id.hash}},
+		Seed:  r.in.seed, Seeded: r.in.opts.Seeded,
 	}
 	return &remoteCall{batch: b}, nil
 }
@@ -433,7 +445,8 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 	copy(args[1:], j.args)
 
 	send := func() error {
-		b := &RemoteBatch{Run: runID, Name: j.fn.Name(), Fn: enc.Data, FnSum: fnSum, Files: enc.Files, Timeout: j.timeout}
+		b := &RemoteBatch{Run: runID, Name: j.fn.Name(), Fn: enc.Data, FnSum: fnSum, Files: enc.Files, Timeout: j.timeout,
+			Seed: r.in.seed, Seeded: r.in.opts.Seeded}
 		first := pulled
 		seq := batches
 		start := time.Now()
@@ -453,7 +466,8 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 			if err != nil {
 				return refuseRemote(r.op, j.fn.Name(), r.where, fmt.Errorf("item %d (value %s): %w", pulled, short(x), err))
 			}
-			b.Items = append(b.Items, RemoteItem{ID: taskHash(enc.Sum, a, runID, prefix+strconv.Itoa(pulled)), Args: a})
+			b.Items = append(b.Items, RemoteItem{ID: taskHash(enc.Sum, a, runID, prefix+strconv.Itoa(pulled)), Args: a,
+				Task: mixHash(r.id.hash, pulled)})
 			items[pulled] = x
 			itemBatch[pulled] = seq
 			pulled++
@@ -631,6 +645,7 @@ func (in *Interpreter) ExecRemoteBatch(ctx context.Context, b *RemoteBatch, file
 	}
 	rn := in.newRemoteRun(ctx)
 	rn.remote.out = out
+	rn.remote.seed, rn.remote.seeded = b.Seed, b.Seeded
 	caller := in.pool.Enter()
 	defer caller.Leave()
 	m := engine.Mapper[int, []byte]{
@@ -652,7 +667,13 @@ func (in *Interpreter) ExecRemoteBatch(ctx context.Context, b *RemoteBatch, file
 				if err != nil {
 					return nil, fmt.Errorf("semisync: decoding the arguments of %s: %v", callable.Name(), err)
 				}
-				ts.setTask(rn, taskRef{parent: rn.main, n: i + 1})
+				if b.Seeded {
+					// The caller's identity of the task: with the caller's
+					// seed, the same random numbers as locally.
+					ts.setTaskID(rn, &taskID{hash: b.Items[i].Task})
+				} else {
+					ts.setTask(rn, taskRef{parent: rn.main, n: i + 1})
+				}
 				th.Steps = 0
 				if timeout {
 					ts.bind(th, ctx)

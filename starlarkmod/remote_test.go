@@ -514,3 +514,39 @@ job(f, range(3000)).run()
 		assert.Contains(t, starlarkmod.FormatError(rerr), "Error in fail: fail: bad 700")
 	}
 }
+
+// With --seed, tasks run by ExecRemoteBatch draw the same random numbers
+// as locally: the caller's seed and the task's structural identity travel.
+func TestRemoteSeededRandom(t *testing.T) {
+	src := `
+load("random", "randint")
+
+def draw(x):
+    return randint(0, 1000000)
+
+@future
+def later():
+    return randint(0, 1000000)
+
+print(job(draw, range(20)).run())
+print(later().result())
+`
+	dir := t.TempDir()
+	path := filepath.Join(dir, "script.star")
+	require.NoError(t, os.WriteFile(path, []byte(src), 0o644))
+	run := func(remote bool) string {
+		var out lines
+		opts := starlarkmod.Options{Stdout: &out, Stderr: &out, Seed: 7, Seeded: true}
+		if remote {
+			worker := starlarkmod.New(starlarkmod.Options{Stdout: &out, Stderr: &out, Seed: 99, Seeded: true})
+			defer worker.Close()
+			opts.Remote = &inProcess{worker: worker, name: "w1", out: out.line, batch: true}
+		}
+		in := starlarkmod.New(opts)
+		defer in.Close()
+		_, err := in.ExecFile(context.Background(), path)
+		require.NoError(t, err, out.String())
+		return out.String()
+	}
+	assert.Equal(t, run(false), run(true))
+}
