@@ -498,7 +498,11 @@ func (d *decoder) value() (starlark.Value, error) {
 		if !ok {
 			return nil, errors.New("portable: host value arguments are not a tuple")
 		}
-		c, ok := d.env.Predeclared[ctor].(starlark.Callable)
+		ctors := d.env.Predeclared
+		if d.env.Constructors != nil {
+			ctors = d.env.Constructors
+		}
+		c, ok := ctors[ctor].(starlark.Callable)
 		if !ok {
 			return nil, fmt.Errorf("portable: no predeclared %s here to rebuild a host value", ctor)
 		}
