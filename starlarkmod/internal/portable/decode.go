@@ -41,11 +41,13 @@ type decoder struct {
 	depth  int
 }
 
+var noEnv Env // read only
+
 var errTruncated = errors.New("portable: truncated or corrupt encoding")
 
 func newDecoder(data []byte, kind byte, env *Env) (*decoder, error) {
 	if env == nil {
-		env = &Env{}
+		env = &noEnv
 	}
 	d := &decoder{data: data, env: env}
 	if len(data) < len(magic)+3 || string(data[:len(magic)]) != magic {
