@@ -20,6 +20,14 @@ import (
 // ExecRemote on the worker interpreter, encoding and decoding the result),
 // without any transport.
 func BenchmarkRemoteJob(b *testing.B) {
+	for _, batch := range []bool{false, true} {
+		b.Run(map[bool]string{false: "ExecRemote", true: "ExecRemoteBatch"}[batch], func(b *testing.B) {
+			benchRemoteJob(b, batch)
+		})
+	}
+}
+
+func benchRemoteJob(b *testing.B, batch bool) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "bench.star")
 	src := "def f(x):\n    return x + 1\n\nr = job(f, range(" + strconv.Itoa(b.N) + "), processes=2, progress=False).run()\n"
@@ -27,7 +35,7 @@ func BenchmarkRemoteJob(b *testing.B) {
 	worker := starlarkmod.New(starlarkmod.Options{Stdout: io.Discard, Stderr: os.Stderr})
 	defer worker.Close()
 	in := starlarkmod.New(starlarkmod.Options{Stdout: io.Discard, Stderr: os.Stderr,
-		Remote: &inProcess{worker: worker, name: "w", out: func(string) {}}})
+		Remote: &inProcess{worker: worker, name: "w", out: func(string) {}, batch: batch}})
 	defer in.Close()
 	b.ResetTimer()
 	_, err := in.ExecFile(context.Background(), path)

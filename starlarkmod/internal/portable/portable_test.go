@@ -73,6 +73,9 @@ func TestValueRoundTrip(t *testing.T) {
 		{"time", startime.Time(mustTime(t))},
 		{"duration", startime.Duration(1500000000)},
 		{"universe builtin", starlark.Universe["len"]},
+		{"module", &starlarkstruct.Module{Name: "m", Members: starlark.StringDict{"k": starlark.MakeInt(1), "f": starlark.Universe["str"]}}},
+		{"cycle", eval(t, "[1]\nx.append(x)\nx = x")},
+		{"shared", eval(t, "[1]\nx = [x, x, (x,)]")},
 		{"method", eval(t, `",".join`)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,7 +84,12 @@ func TestValueRoundTrip(t *testing.T) {
 			got, err := DecodeValue(data)
 			require.NoError(t, err)
 			eq, err := starlark.Equal(tc.v, got)
-			if _, ok := tc.v.(*starlark.Builtin); !ok && err == nil {
+			identity := false // compared by identity: compare their text
+			switch tc.v.(type) {
+			case *starlark.Builtin, *starlarkstruct.Module:
+				identity = true
+			}
+			if !identity && err == nil {
 				assert.True(t, eq, "got %s, want %s", got, tc.v)
 			} else {
 				assert.Equal(t, tc.v.String(), got.String())
@@ -158,4 +166,43 @@ lam = lambda x: x + K
 			assert.Equal(t, want.String(), v.String())
 		})
 	}
+}
+
+func TestArgsRoundTrip(t *testing.T) {
+	g := run(t, "args.star", "def f(x):\n    return x * 2\n\nL = [1, {\"k\": f}]\n", nil)
+	args := starlark.Tuple{starlark.MakeInt(1), g["L"]}
+	kwargs := []starlark.Tuple{{starlark.String("z"), starlark.String("s")}, {starlark.String("fn"), g["f"]}}
+	data, err := EncodeArgs(args, kwargs, ByFile)
+	require.NoError(t, err)
+	// Function texts travel inline: nothing else is needed to decode.
+	a, kw, err := DecodeArgs(data)
+	require.NoError(t, err)
+	assert.Equal(t, args.String(), a.String())
+	require.Len(t, kw, 2)
+	assert.Equal(t, `("z", "s")`, kw[0].String())
+	v, err := starlark.Call(&starlark.Thread{}, kw[1][1].(starlark.Callable), starlark.Tuple{starlark.MakeInt(21)}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "42", v.String())
+	assert.True(t, a[1].(*starlark.List).Index(1).(*starlark.Dict).Len() == 1)
+	assert.Error(t, a[1].(*starlark.List).Append(starlark.None), "decoded values are frozen")
+}
+
+func TestBuiltinRootsAndBySourceDecode(t *testing.T) {
+	enc, err := EncodeFunc(starlark.Universe["len"], ByFile)
+	require.NoError(t, err)
+	fn, err := DecodeFunc(enc.Data, nil, nil)
+	require.NoError(t, err)
+	assert.Same(t, starlark.Universe["len"], fn)
+	assert.Equal(t, []Reached{{Kind: "builtin", Name: "len"}}, enc.Reached)
+
+	g := run(t, "bs.star", "def f():\n    return 1\n", nil)
+	key, err := EncodeFunc(g["f"], BySource)
+	require.NoError(t, err)
+	_, err = DecodeFunc(key.Data, nil, nil)
+	assert.ErrorContains(t, err, "BySource is a key")
+
+	_, err = EncodeFunc(starlark.NewBuiltin("host.thing", nil), ByFile)
+	var npe *NotPortableError
+	require.ErrorAs(t, err, &npe)
+	assert.Contains(t, npe.What, "builtin host.thing")
 }
