@@ -323,7 +323,7 @@ func (fc *fcomp) augmented(s *syntax.AssignStmt) stmtFn {
 			return func(fr *frame, x, y starlark.Value) (starlark.Value, error) {
 				if a, ok := smallInt(x); ok {
 					if b, ok := smallInt(y); ok {
-						return starlark.MakeInt64(a + b), nil
+						return mkInt(a + b), nil
 					}
 				}
 				z, err := inplaceAdd(x, y)
@@ -362,7 +362,7 @@ func (fc *fcomp) augmented(s *syntax.AssignStmt) stmtFn {
 					return ctlNext, unbound(fr, xk, xn)
 				}
 				if a, ok := smallInt(x); ok {
-					fr.locals[xi] = starlark.MakeInt64(a + c)
+					fr.locals[xi] = mkInt(a + c)
 					return ctlNext, nil
 				}
 				z, err := do(fr, x, yo.val)
@@ -823,7 +823,7 @@ func (fc *fcomp) expr(e syntax.Expr) exprFn {
 			}
 			if op == syntax.MINUS {
 				if a, ok := smallInt(x); ok {
-					return starlark.MakeInt64(-a), nil
+					return mkInt(-a), nil
 				}
 			}
 			y, err := starlark.Unary(op, x)
@@ -968,7 +968,15 @@ func (fc *fcomp) binary(e *syntax.BinaryExpr) exprFn {
 				return nil, unbound(fr, xk, xn)
 			}
 			if a, ok := smallInt(x); ok {
-				if z, ok := arith(op, a, c); ok {
+				switch op {
+				case syntax.PLUS:
+					return mkInt(a + c), nil
+				case syntax.MINUS:
+					return mkInt(a - c), nil
+				case syntax.STAR:
+					return mkInt(a * c), nil
+				}
+				if z, ok := arithSlow(op, a, c); ok {
 					return z, nil
 				}
 			}
@@ -991,7 +999,15 @@ func (fc *fcomp) binary(e *syntax.BinaryExpr) exprFn {
 			}
 			if a, ok := smallInt(x); ok {
 				if b, ok := smallInt(y); ok {
-					if z, ok := arith(op, a, b); ok {
+					switch op {
+					case syntax.PLUS:
+						return mkInt(a + b), nil
+					case syntax.MINUS:
+						return mkInt(a - b), nil
+					case syntax.STAR:
+						return mkInt(a * b), nil
+					}
+					if z, ok := arithSlow(op, a, b); ok {
 						return z, nil
 					}
 				}
@@ -1010,7 +1026,15 @@ func (fc *fcomp) binary(e *syntax.BinaryExpr) exprFn {
 				return nil, err
 			}
 			if a, ok := smallInt(x); ok {
-				if z, ok := arith(op, a, c); ok {
+				switch op {
+				case syntax.PLUS:
+					return mkInt(a + c), nil
+				case syntax.MINUS:
+					return mkInt(a - c), nil
+				case syntax.STAR:
+					return mkInt(a * c), nil
+				}
+				if z, ok := arithSlow(op, a, c); ok {
 					return z, nil
 				}
 			}
@@ -1074,22 +1098,17 @@ func unbound(fr *frame, k int32, name string) error {
 	return fr.errorf(k, "local variable %s referenced before assignment", name)
 }
 
-// arith is binary's int fast path for operands in (-2^31, 2^31).
-func arith(op syntax.Token, a, b int64) (starlark.Value, bool) {
+// arithSlow is binary's int fast path for operands in [-2^31, 2^31) and
+// the operators other than +, - and * (which callers do inline).
+func arithSlow(op syntax.Token, a, b int64) (starlark.Value, bool) {
 	switch op {
-	case syntax.PLUS:
-		return starlark.MakeInt64(a + b), true
-	case syntax.MINUS:
-		return starlark.MakeInt64(a - b), true
-	case syntax.STAR:
-		return starlark.MakeInt64(a * b), true
 	case syntax.SLASHSLASH:
 		if b != 0 {
 			q := a / b
 			if a%b != 0 && (a < 0) != (b < 0) {
 				q--
 			}
-			return starlark.MakeInt64(q), true
+			return mkInt(q), true
 		}
 	case syntax.PERCENT:
 		if b != 0 {
@@ -1097,14 +1116,14 @@ func arith(op syntax.Token, a, b int64) (starlark.Value, bool) {
 			if r != 0 && (r < 0) != (b < 0) {
 				r += b
 			}
-			return starlark.MakeInt64(r), true
+			return mkInt(r), true
 		}
 	case syntax.AMP:
-		return starlark.MakeInt64(a & b), true
+		return mkInt(a & b), true
 	case syntax.PIPE:
-		return starlark.MakeInt64(a | b), true
+		return mkInt(a | b), true
 	case syntax.CIRCUMFLEX:
-		return starlark.MakeInt64(a ^ b), true
+		return mkInt(a ^ b), true
 	}
 	return nil, false
 }
@@ -1163,6 +1182,33 @@ func (fc *fcomp) compare(e *syntax.BinaryExpr) condFn {
 			y := fr.locals[yi]
 			if y == nil {
 				return false, unbound(fr, yk, yn)
+			}
+			if a, ok := smallInt(x); ok {
+				if b, ok := smallInt(y); ok {
+					return cmpInt(op, a, b), nil
+				}
+			}
+			ok, err := compare(op, x, y)
+			if err != nil {
+				return false, fr.fail(k, err)
+			}
+			return ok, nil
+		}
+	case yo.local:
+		yi, yk, yn := yo.idx, yo.k, yo.name
+		return func(fr *frame) (bool, error) {
+			x, err := xe(fr)
+			if err != nil {
+				return false, err
+			}
+			y := fr.locals[yi]
+			if y == nil {
+				return false, unbound(fr, yk, yn)
+			}
+			if a, ok := smallInt(x); ok {
+				if b, ok := smallInt(y); ok {
+					return cmpInt(op, a, b), nil
+				}
 			}
 			ok, err := compare(op, x, y)
 			if err != nil {
