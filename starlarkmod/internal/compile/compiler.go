@@ -1506,14 +1506,14 @@ func (fc *fcomp) call(e *syntax.CallExpr) exprFn {
 	// len(x) of a string, list, tuple or dict, and l.append(x) on a
 	// mutable list, are done inline: same result, no call.
 	simple := len(pos) == 1 && names == nil && varargs == nil && kwargs == nil
-	var lenFn, isLen bool
-	if id, ok := e.Fn.(*syntax.Ident); ok && simple && id.Name == "len" {
+	var isLen, isStr bool
+	if id, ok := e.Fn.(*syntax.Ident); ok && simple {
 		if b, ok := id.Binding.(*resolve.Binding); ok && b.Scope == resolve.Universal {
-			isLen = true
+			isLen, isStr = id.Name == "len", id.Name == "str"
 		}
 	}
-	_ = lenFn
 	isAppend := simple && recvE != nil && attr == "append"
+	isGet := recvE != nil && attr == "get" && (len(pos) == 1 || len(pos) == 2) && names == nil && varargs == nil && kwargs == nil
 
 	return func(fr *frame) (starlark.Value, error) {
 		var fn starlark.Value
@@ -1539,6 +1539,33 @@ func (fc *fcomp) call(e *syntax.CallExpr) exprFn {
 						return nil, err
 					}
 					return fr.after(starlark.Call(fr.th, m, starlark.Tuple{v}, nil))
+				}
+			}
+			if isGet {
+				if d, ok := recv.(*starlark.Dict); ok {
+					args := make(starlark.Tuple, len(pos))
+					for i, p := range pos {
+						v, err := p(fr)
+						if err != nil {
+							return nil, err
+						}
+						args[i] = v
+					}
+					if v, found, err := d.Get(args[0]); err == nil {
+						if found {
+							return v, nil
+						} else if len(args) == 2 {
+							return args[1], nil
+						}
+						return starlark.None, nil
+					}
+					// an unhashable key: the builtin reports it
+					m, _ := getAttr(d, "get")
+					fr.pc = k
+					if err := fr.tick(1, k); err != nil {
+						return nil, err
+					}
+					return fr.after(starlark.Call(fr.th, m, args, nil))
 				}
 			}
 			fn, err = getAttr(recv, attr)
@@ -1583,6 +1610,14 @@ func (fc *fcomp) call(e *syntax.CallExpr) exprFn {
 					return nil, err
 				}
 				args[i] = v
+			}
+		}
+		if isStr {
+			switch x := args[0].(type) {
+			case starlark.String:
+				return x, nil
+			case starlark.Int:
+				return starlark.String(x.String()), nil
 			}
 		}
 		if isLen {

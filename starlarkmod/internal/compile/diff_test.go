@@ -412,3 +412,30 @@ def f():
 		assert.Contains(t, ee.Backtrace(), "test.star:")
 	}
 }
+
+func TestInlineBuiltins(t *testing.T) {
+	for _, src := range []string{`
+def f():
+    d = {1: 2}
+    return d.get(1), d.get(3), d.get(3, "x"), str(1), str("s"), str(1.5), len("abc"), len({}), len((1,))
+`, `
+def f():
+    return {}.get([])
+`, `
+def f():
+    return {}.get()
+`, `
+def f():
+    return str(1, 2)
+`, `
+def f():
+    return len(1)
+`, `
+def f():
+    l = [1]
+    for x in l:
+        l.append(2)
+`} {
+		assert.True(t, same(t, src))
+	}
+}
