@@ -64,6 +64,7 @@ func (fr *frame) Position() syntax.Position { return fr.code.pos[fr.pc] }
 // binds them.
 func (fr *frame) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if th.CallStackDepth() > 100_000 { // the VM's limit with recursion on
+		//lint:ignore ST1005 the VM's message, exactly
 		return nil, errors.New("Starlark stack overflow")
 	}
 	code := fr.code
@@ -112,6 +113,7 @@ func (fr *frame) tick(w uint64, k int32) error {
 	}
 	if r := cancelReason(th); r != nil {
 		fr.pc = k
+		//lint:ignore ST1005 the VM's message, exactly
 		return fmt.Errorf("Starlark computation cancelled: %s", *r)
 	}
 	return nil
@@ -123,6 +125,7 @@ func (fr *frame) tick(w uint64, k int32) error {
 func (fr *frame) after(v starlark.Value, err error) (starlark.Value, error) {
 	if err == nil {
 		if r := cancelReason(fr.th); r != nil {
+			//lint:ignore ST1005 the VM's message, exactly
 			return nil, fmt.Errorf("Starlark computation cancelled: %s", *r)
 		}
 	}

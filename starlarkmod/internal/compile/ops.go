@@ -1,7 +1,6 @@
 package compile
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -286,8 +285,6 @@ func checkMutableList(l *starlark.List, verb string) error {
 	}
 	return err
 }
-
-var errNil = errors.New("internal error: nil value")
 
 // Fast paths. Each applies only where its result is certainly the one
 // starlark.Binary or starlark.Compare would give; anything else (big
