@@ -439,3 +439,31 @@ def f():
 		assert.True(t, same(t, src))
 	}
 }
+
+// TestStackOverflow: unbounded recursion fails as on the VM, and the
+// frames reused by the failed calls hold no stale arguments afterwards.
+func TestStackOverflow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100,000 frames")
+	}
+	src := `
+def r(n):
+    return r(n + 1)
+def g(a, b=None):
+    if b == None:
+        return a
+    return b
+def f():
+    x = None
+    for i in range(2):
+        if i == 1:
+            x = g(7)
+        else:
+            r(0)
+    return x
+`
+	for _, compiled := range []bool{false, true} {
+		out, _ := outcome(t, src, compiled, 0)
+		assert.Contains(t, out, "Starlark stack overflow", "compiled=%v", compiled)
+	}
+}

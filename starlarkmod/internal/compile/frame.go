@@ -64,6 +64,7 @@ func (fr *frame) Position() syntax.Position { return fr.code.pos[fr.pc] }
 // binds them.
 func (fr *frame) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if th.CallStackDepth() > 100_000 { // the VM's limit with recursion on
+		clear(fr.buf[:]) // the caller may have put arguments there
 		//lint:ignore ST1005 the VM's message, exactly
 		return nil, errors.New("Starlark stack overflow")
 	}
