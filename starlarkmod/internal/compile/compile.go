@@ -37,6 +37,7 @@ import (
 // concurrent use.
 type Compiler struct {
 	progs sync.Map // weak.Pointer[starlark.Program] -> *progInfo
+	last  site     // the function Callable saw last (a job calls one function many times)
 }
 
 // New returns a compiler, or nil (which compiles nothing) if this build's
@@ -85,7 +86,7 @@ func (c *Compiler) Callable(fn starlark.Value) starlark.Value {
 	if !ok || c == nil {
 		return fn
 	}
-	if code := c.codeOf(f); code != nil {
+	if code := c.last.codeOf(c, f); code != nil {
 		return newFrame(code, f)
 	}
 	return fn
