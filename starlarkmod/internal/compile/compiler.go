@@ -2,7 +2,6 @@ package compile
 
 import (
 	"errors"
-	"fmt"
 	"math/big"
 
 	"go.starlark.net/resolve"
@@ -71,6 +70,7 @@ func compileFunc(c *Compiler, f *resolve.Function) (cd *code) {
 			cd.atMost = true
 		}
 	}
+	cd.positional = !cd.varargs && !cd.kwargs && cd.nkwonly == 0
 	fc := &fcomp{code: cd}
 	fc.setPos(f.Pos)
 	body := fc.stmts(f.Body)
@@ -1686,16 +1686,15 @@ func (fc *fcomp) call(e *syntax.CallExpr) exprFn {
 			}
 		}
 		fr.pc = k
-		if err := fr.tick(1, k); err != nil {
-			return nil, err
-		}
 		if next != nil {
+			// The callee checks cancellation and steps on entry.
 			v, err := starlark.Call(fr.th, next, args, kvpairs)
 			fr.child = next
 			return fr.after(v, err)
 		}
+		if err := fr.tick(1, k); err != nil {
+			return nil, err
+		}
 		return fr.after(starlark.Call(fr.th, fn, args, kvpairs))
 	}
 }
-
-var _ = fmt.Sprint

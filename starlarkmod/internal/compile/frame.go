@@ -26,6 +26,7 @@ type code struct {
 	nparams, nkwonly int // nparams counts *args and **kwargs
 	varargs, kwargs  bool
 	atMost           bool // a parameter before * has a default
+	positional       bool // no *args, **kwargs or keyword-only parameters
 }
 
 // A frame is one activation of compiled code: the starlark.Callable that
@@ -83,7 +84,9 @@ func (fr *frame) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs [
 }
 
 func (fr *frame) run(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	if err := fr.setArgs(args, kwargs); err != nil {
+	if n := len(args); n > 0 && n == fr.code.nparams && fr.code.positional && len(kwargs) == 0 && &args[0] == &fr.buf[0] {
+		// A compiled caller evaluated exactly the parameters into our locals.
+	} else if err := fr.setArgs(args, kwargs); err != nil {
 		return nil, err
 	}
 	if err := fr.tick(1, fr.code.entry); err != nil {
