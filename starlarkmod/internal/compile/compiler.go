@@ -975,6 +975,14 @@ func (fc *fcomp) binary(e *syntax.BinaryExpr) exprFn {
 					return mkInt(a - c), nil
 				case syntax.STAR:
 					return mkInt(a * c), nil
+				case syntax.PERCENT:
+					if c != 0 {
+						r := a % c
+						if r != 0 && (r < 0) != (c < 0) {
+							r += c
+						}
+						return mkInt(r), nil
+					}
 				}
 				if z, ok := arithSlow(op, a, c); ok {
 					return z, nil
@@ -1006,6 +1014,14 @@ func (fc *fcomp) binary(e *syntax.BinaryExpr) exprFn {
 						return mkInt(a - b), nil
 					case syntax.STAR:
 						return mkInt(a * b), nil
+					case syntax.PERCENT:
+						if b != 0 {
+							r := a % b
+							if r != 0 && (r < 0) != (b < 0) {
+								r += b
+							}
+							return mkInt(r), nil
+						}
 					}
 					if z, ok := arithSlow(op, a, b); ok {
 						return z, nil
@@ -1033,6 +1049,14 @@ func (fc *fcomp) binary(e *syntax.BinaryExpr) exprFn {
 					return mkInt(a - c), nil
 				case syntax.STAR:
 					return mkInt(a * c), nil
+				case syntax.PERCENT:
+					if c != 0 {
+						r := a % c
+						if r != 0 && (r < 0) != (c < 0) {
+							r += c
+						}
+						return mkInt(r), nil
+					}
 				}
 				if z, ok := arithSlow(op, a, c); ok {
 					return z, nil
@@ -1075,6 +1099,10 @@ type operand struct {
 	isConst bool
 	c       int64
 	val     starlark.Value
+	// bin: x op y of two locals (indices bx, by), op one of + - * %
+	bin    bool
+	bop    syntax.Token
+	bx, by int
 }
 
 func (fc *fcomp) operand(e syntax.Expr) operand {
@@ -1091,7 +1119,56 @@ func (fc *fcomp) operand(e syntax.Expr) operand {
 			return operand{fn: fn, isConst: true, c: c, val: starlark.MakeInt64(c)}
 		}
 	}
+	if b, ok := e.(*syntax.BinaryExpr); ok {
+		switch b.Op {
+		case syntax.PLUS, syntax.MINUS, syntax.STAR, syntax.PERCENT:
+			x, xok := localIndex(b.X)
+			y, yok := localIndex(b.Y)
+			if xok && yok {
+				return operand{fn: fc.expr(e), bin: true, bop: b.Op, bx: x, by: y}
+			}
+		}
+	}
 	return operand{fn: fc.expr(e)}
+}
+
+// localIndex reports the index of e if it is a local variable.
+func localIndex(e syntax.Expr) (int, bool) {
+	if id, ok := unparen(e).(*syntax.Ident); ok {
+		if b, ok := id.Binding.(*resolve.Binding); ok && b.Scope == resolve.Local {
+			return b.Index, true
+		}
+	}
+	return 0, false
+}
+
+// binSmall computes a bin operand inline if both locals hold small ints
+// (else the caller evaluates the operand's fn, which reports errors).
+func binSmall(fr *frame, o *operand) (int64, bool) {
+	a, ok := smallInt(fr.locals[o.bx])
+	if !ok {
+		return 0, false
+	}
+	b, ok := smallInt(fr.locals[o.by])
+	if !ok {
+		return 0, false
+	}
+	switch o.bop {
+	case syntax.PLUS:
+		return a + b, true
+	case syntax.MINUS:
+		return a - b, true
+	case syntax.STAR:
+		return a * b, true
+	}
+	if b == 0 { // PERCENT
+		return 0, false
+	}
+	r := a % b
+	if r != 0 && (r < 0) != (b < 0) {
+		r += b
+	}
+	return r, true
 }
 
 func unbound(fr *frame, k int32, name string) error {
@@ -1156,6 +1233,32 @@ func (fc *fcomp) compare(e *syntax.BinaryExpr) condFn {
 		}
 	}
 	switch {
+	case xo.bin && (yo.local || yo.isConst):
+		// i * i <= n, n % i == 0: the int arithmetic inline
+		xop, yi, yconst, c := xo, yo.idx, yo.isConst, yo.c
+		return func(fr *frame) (bool, error) {
+			if a, ok := binSmall(fr, &xop); ok {
+				if yconst {
+					return cmpInt(op, a, c), nil
+				}
+				if b, ok := smallInt(fr.locals[yi]); ok {
+					return cmpInt(op, a, b), nil
+				}
+			}
+			x, err := xe(fr)
+			if err != nil {
+				return false, err
+			}
+			y, err := ye(fr)
+			if err != nil {
+				return false, err
+			}
+			ok, err := compare(op, x, y)
+			if err != nil {
+				return false, fr.fail(k, err)
+			}
+			return ok, nil
+		}
 	case xo.local && yo.isConst:
 		xi, xk, xn, c, cv := xo.idx, xo.k, xo.name, yo.c, yo.val
 		return func(fr *frame) (bool, error) {
