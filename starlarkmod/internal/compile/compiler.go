@@ -1616,12 +1616,17 @@ func (fc *fcomp) call(e *syntax.CallExpr) exprFn {
 		}
 	}
 	isAppend := simple && recvE != nil && attr == "append"
+	simpleCall := len(pos) > 0 && names == nil && varargs == nil && kwargs == nil
 	isGet := recvE != nil && attr == "get" && (len(pos) == 1 || len(pos) == 2) && names == nil && varargs == nil && kwargs == nil
 
-	return func(fr *frame) (starlark.Value, error) {
-		var fn starlark.Value
+	// general makes the call; pre, if not nil, is the function, already
+	// evaluated.
+	general := func(fr *frame, pre starlark.Value) (starlark.Value, error) {
+		fn := pre
 		var err error
-		if recvE != nil {
+		if pre != nil {
+			// evaluated by the caller
+		} else if recvE != nil {
 			recv, err := recvE(fr)
 			if err != nil {
 				return nil, err
@@ -1799,5 +1804,44 @@ func (fc *fcomp) call(e *syntax.CallExpr) exprFn {
 			return nil, err
 		}
 		return fr.after(starlark.Call(fr.th, fn, args, kvpairs))
+	}
+	if recvE != nil || !simpleCall || isLen || isStr {
+		return func(fr *frame) (starlark.Value, error) { return general(fr, nil) }
+	}
+	// f(x, y) of a compiled function taking exactly those parameters
+	// (recursion, helpers): arguments straight into the callee's frame.
+	n := len(pos)
+	return func(fr *frame) (starlark.Value, error) {
+		fn, err := fnE(fr)
+		if err != nil {
+			return nil, err
+		}
+		f, ok := fn.(*starlark.Function)
+		if !ok {
+			return general(fr, fn)
+		}
+		callee := s.codeOf(comp, f)
+		if callee == nil || !callee.positional || callee.nparams != n || callee.nlocals > len(fr.buf) {
+			return general(fr, fn)
+		}
+		next := fr.child
+		fr.child = nil
+		if next == nil {
+			next = new(frame)
+		}
+		next.code, next.fn = callee, f
+		args := next.buf[:n:n]
+		for i, p := range pos {
+			v, err := p(fr)
+			if err != nil {
+				clear(args)
+				return nil, err
+			}
+			args[i] = v
+		}
+		fr.pc = k
+		v, err := starlark.Call(fr.th, next, args, nil)
+		fr.child = next
+		return fr.after(v, err)
 	}
 }
