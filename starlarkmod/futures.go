@@ -65,6 +65,7 @@ func startFuture(th *starlark.Thread, fn starlark.Callable, op string, args star
 	call := &futureCall{fn: fn, args: args, kwargs: kwargs, pos: callerPosition(th)}
 	rec := r.recordOf(op, call)
 	key := stateOf(th).nextChild()
+	r.obs.startedAt(key, call.pos)
 	f := engine.Go(r.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		return r.runTask(ctx, w, key, fn, args, kwargs)
 	})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 
 	"github.com/semisync/semisync/engine"
 )
@@ -117,7 +118,21 @@ type runObs struct {
 
 	gmu     sync.Mutex
 	graphs  []*graphRec
-	mainTid map[int32]bool // workers of main threads
+	mainTid map[int32]bool              // workers of main threads
+	where   map[callKey]syntax.Position // where futures were called
+}
+
+// startedAt notes the line that started the task ref (a future's call).
+func (ro *runObs) startedAt(ref taskRef, pos syntax.Position) {
+	if ro == nil || ro.o == nil || ref.sub != 0 {
+		return
+	}
+	ro.gmu.Lock()
+	if ro.where == nil {
+		ro.where = map[callKey]syntax.Position{}
+	}
+	ro.where[callKey{ref.parent, int32(ref.n)}] = pos
+	ro.gmu.Unlock()
 }
 
 // newRunObs returns the record of a new run (observed if o is not nil).

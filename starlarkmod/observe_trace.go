@@ -150,6 +150,10 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 	pid := ro.pid
 	ro.gmu.Lock()
 	graphs := append([]*graphRec(nil), ro.graphs...)
+	where := make(map[callKey]string, len(ro.where))
+	for k, pos := range ro.where {
+		where[k] = pos.String()
+	}
 	mainTid := int32(0)
 	for t := range ro.mainTid {
 		if mainTid == 0 || t < mainTid {
@@ -314,15 +318,21 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 			fi := fnOf(s.fn)
 			name = fi.name
 			args = append(args, strArg("task", path(s.parent, s.n, s.sub)))
-			if c := callOf(s.parent, s.n); c != nil && s.sub == 0 {
+			c := callOf(s.parent, s.n)
+			if c != nil && s.sub == 0 {
 				args = append(args, strArg("at", c.where))
 				src, haveSrc = c.begin, true
 				cat = "semisync"
-			} else if s.parent != nil && s.parent.parent == nil {
-				src, haveSrc = mainSlice, true
-			} else if s.parent != nil {
-				src, haveSrc = byKey[callKey{s.parent.parent, int32(s.parent.n)}]
-				haveSrc = haveSrc && src.tid >= 0
+			} else {
+				if w, ok := where[callKey{s.parent, s.n}]; ok && s.sub == 0 {
+					args = append(args, strArg("at", w))
+				}
+				if s.parent != nil && s.parent.parent == nil {
+					src, haveSrc = mainSlice, true
+				} else if s.parent != nil {
+					src, haveSrc = byKey[callKey{s.parent.parent, int32(s.parent.n)}]
+					haveSrc = haveSrc && src.tid >= 0
+				}
 			}
 			if fi.def != "" {
 				args = append(args, strArg("def", fi.def))

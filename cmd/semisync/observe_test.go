@@ -139,7 +139,7 @@ func TestTraceJSON(t *testing.T) {
 					t.Errorf("unexpected phase %q", e.Ph)
 				}
 			}
-			assert.Equal(t, map[string]int{"semisync": 3, "item": 5, "task": 4, "handler": 1, "begin": 1, "job": 1, "run": 1}, cats)
+			assert.Equal(t, map[string]int{"semisync": 3, "item": 5, "task": 4, "handler": 1, "begin": 1, "job": 1, "run": 1, "dispatcher": 1}, cats)
 			assert.Len(t, tasks, 13, "one slice per task: %v", tasks)
 			for id, n := range tasks {
 				assert.Equal(t, 1, n, "task %s has %d slices", id, n)
