@@ -31,7 +31,7 @@ import (
 //
 // Size: a job records a slice for each of its first 1024 items, then 512
 // per doubling of the index (items 1024-2047: every 2nd; 2048-4095: every
-// 4th, ...), so a job of 10^7 items records about 8,200 item slices; the
+// 4th, ...), so a job of 10^7 items records about 7,800 item slices; the
 // per-function counts and times still cover every item. A run keeps at
 // most 500,000 slices (MaxTraceSlices); later ones are counted, not kept,
 // and the trace says how many were dropped.
