@@ -14,9 +14,10 @@ import (
 
 // An Observer records what the runs of an interpreter did, for the
 // views of --trace, --graph and --summary: a slice per task (semisync
-// call, future, pipeline stage, dispatcher handler, job item), a slice per
-// job run and per semisync.begin, the graphs begin ran with each call's
-// status and duration, and per-function counts and times.
+// call, future, pipeline stage, dispatcher handler call, job item), a
+// slice per job run, dispatcher delivery and semisync.begin, the graphs
+// begin ran with each call's status and duration, and per-function counts
+// and times.
 //
 // Set it in [Options].Observer before the first run; each run records into
 // its own part (a run sees only its own graphs in semisync.graph()). After
