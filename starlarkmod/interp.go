@@ -54,6 +54,20 @@ type Options struct {
 	// creates (main threads and workers) before it runs any code, to set
 	// the host's thread-locals.
 	ThreadInit func(th *starlark.Thread)
+	// Cache, if set, is where the result cache stores the results of pure
+	// calls (see cache.go and [OpenDirCache]). Without it, cache=True only
+	// checks that the function is pure.
+	Cache Cache
+	// CacheAll caches every call of a @semisync or @future function and
+	// every job item whose function is provably pure (except those with
+	// cache=False), not only those with cache=True (the command line's
+	// --cache).
+	CacheAll bool
+	// PureBuiltins names the host's builtins that are pure (their result
+	// depends only on their arguments; they change nothing), so that
+	// functions calling them can be cached: "name" for a predeclared
+	// builtin, "module.name" for a member of a module in Modules.
+	PureBuiltins []string
 }
 
 // An Interpreter runs semisync scripts. It holds the configuration, a
@@ -77,6 +91,9 @@ type Interpreter struct {
 	predecl     starlark.StringDict
 	modulesOnce sync.Once
 	mods        map[string]starlark.StringDict
+
+	cacheOnce sync.Once
+	cache     interpCache // the result cache's purity rules and totals (cache.go)
 }
 
 // New returns an interpreter configured by opts.

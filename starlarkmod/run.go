@@ -39,6 +39,7 @@ type Run struct {
 
 	sem   *semisyncState
 	tasks taskLog
+	cache runCache // the result cache's counts (cache.go)
 	pipes pipelines
 
 	// waitKick wakes Wait when a future it waits for ends, or a thread

@@ -95,6 +95,7 @@ type semisyncFunc struct {
 	fn       starlark.Callable
 	callback starlark.Value // nil if none
 	deps     []*semisyncFunc
+	cache    cacheMode // the cache= argument (cache.go)
 }
 
 var (
@@ -204,12 +205,16 @@ func (semisyncValue) AttrNames() []string { return builtin.SortedKeys(semisyncMe
 func (semisyncValue) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if len(args) == 1 && len(kwargs) == 0 {
 		if _, ok := args[0].(starlark.Callable); ok {
-			return decorateSemisync(args[0], nil, nil)
+			return decorateSemisync(args[0], nil, nil, cacheDefault)
 		}
 	}
-	var callback starlark.Value = starlark.None
+	var callback, cacheArg starlark.Value = starlark.None, starlark.None
 	var deps *starlark.List
-	if err := starlark.UnpackArgs("semisync", args, kwargs, "callback?", &callback, "dependencies?", &deps); err != nil {
+	if err := starlark.UnpackArgs("semisync", args, kwargs, "callback?", &callback, "dependencies?", &deps, "cache?", &cacheArg); err != nil {
+		return nil, err
+	}
+	mode, err := cacheModeOf("semisync", cacheArg)
+	if err != nil {
 		return nil, err
 	}
 	if callback != starlark.None {
@@ -232,11 +237,11 @@ func (semisyncValue) CallInternal(th *starlark.Thread, args starlark.Tuple, kwar
 		if err := starlark.UnpackPositionalArgs("semisync", args, kwargs, 1, &fn); err != nil {
 			return nil, err
 		}
-		return decorateSemisync(fn, callback, ds)
+		return decorateSemisync(fn, callback, ds, mode)
 	}), nil
 }
 
-func decorateSemisync(fn starlark.Value, callback starlark.Value, deps []*semisyncFunc) (starlark.Value, error) {
+func decorateSemisync(fn starlark.Value, callback starlark.Value, deps []*semisyncFunc, mode cacheMode) (starlark.Value, error) {
 	c, ok := fn.(starlark.Callable)
 	if !ok {
 		return nil, fmt.Errorf("semisync: got %s, want a function", fn.Type())
@@ -244,7 +249,7 @@ func decorateSemisync(fn starlark.Value, callback starlark.Value, deps []*semisy
 	if callback == starlark.None {
 		callback = nil
 	}
-	return &semisyncFunc{name: c.Name(), fn: c, callback: callback, deps: deps}, nil
+	return &semisyncFunc{name: c.Name(), fn: c, callback: callback, deps: deps, cache: mode}, nil
 }
 
 func semisyncClear(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -261,6 +266,7 @@ func semisyncClear(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	st.queue = nil
 	st.completed = map[*semisyncFunc]int{}
 	st.mu.Unlock()
+	r.forgetSemisync()
 	for _, c := range queue {
 		c.resolve(nil, fmt.Errorf("%s was cleared before semisync.begin ran it", c))
 	}
@@ -363,6 +369,10 @@ func (rn *Run) planBegin(th *starlark.Thread, op string, batch []*semiCall, back
 			}
 		}
 	}
+	cached, err := rn.planSemisync(op, batch)
+	if err != nil {
+		return nil, err
+	}
 	// A node names only nodes added before it, so the calls of a function go
 	// in before those of the functions that depend on it. Dependencies
 	// between functions never form a cycle: a function can only depend on
@@ -408,8 +418,12 @@ func (rn *Run) planBegin(th *starlark.Thread, op string, batch []*semiCall, back
 			}
 			deps = append(deps, j)
 		}
+		var cc *cachedCall
+		if cached != nil {
+			cc = cached[i]
+		}
 		ids[i] = r.graph.Add(func(ctx context.Context, w *engine.Worker) (any, error) {
-			return rn.runTask(ctx, w, c.key, c.fn.fn, c.args, c.kwargs)
+			return rn.runCached(ctx, w, c.key, cc, c.fn.fn, c.args, c.kwargs)
 		}, deps...)
 		node(ids[i], i)
 	}

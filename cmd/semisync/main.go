@@ -38,6 +38,9 @@ func main() { os.Exit(doMain(os.Args[1:], os.Stdout, os.Stderr)) }
 var errInterrupted = errors.New("interrupted")
 
 func doMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "cache" {
+		return cacheCommand(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("semisync", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sequential := fs.Bool("sequential", os.Getenv("SEMISYNC_SEQUENTIAL") == "1", "run all work on one thread in a deterministic order (also SEMISYNC_SEQUENTIAL=1)")
@@ -45,6 +48,7 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	maxSteps := fs.Uint64("max-steps", 0, "limit each thread (the script, each task) to `N` Starlark steps (0: no limit)")
 	timeout := fs.Duration("timeout", 0, "stop the script after `DURATION` (e.g. 30s) and exit 1")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	cacheOpts := registerCacheFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -61,6 +65,11 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	}
 	seeded := false
 	fs.Visit(func(f *flag.Flag) { seeded = seeded || f.Name == "seed" })
+	if err := cacheOpts.open(); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer cacheOpts.finish(nil, stderr)
 	if fs.NArg() == 0 || fs.Arg(0) == "repl" {
 		args := []string{""} // argv[0] is "", as in Python's interactive mode
 		if fs.NArg() > 0 {
@@ -69,13 +78,13 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 		err := repl.RunTerminal(context.Background(), repl.Options{
 			Stdout: stdout,
 			Stderr: stderr,
-			Interp: starlarkmod.Options{
+			Interp: cacheOpts.apply(starlarkmod.Options{
 				Sequential: *sequential,
 				Seed:       *seed,
 				Seeded:     seeded,
 				MaxSteps:   *maxSteps,
 				Args:       args,
-			},
+			}),
 		})
 		if err != nil {
 			fmt.Fprintln(stderr, err)
@@ -105,7 +114,7 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 		defer stop()
 	}
 
-	in := starlarkmod.New(starlarkmod.Options{
+	in := starlarkmod.New(cacheOpts.apply(starlarkmod.Options{
 		Stdout:     stdout,
 		Stderr:     stderr,
 		Sequential: *sequential,
@@ -113,11 +122,12 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 		Seeded:     seeded,
 		MaxSteps:   *maxSteps,
 		Args:       fs.Args(),
-	})
+	}))
 	_, err := in.ExecFile(ctx, fs.Arg(0))
 	if cerr := in.Close(); err == nil {
 		err = cerr
 	}
+	cacheOpts.finish(in, stderr)
 	if err == nil {
 		return 0
 	}

@@ -50,7 +50,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -209,29 +208,22 @@ func (s *Store) Get(key string) ([]byte, bool) {
 		panic(fmt.Sprintf("cache: invalid key %q", key))
 	}
 	p := s.path(key)
-	f, err := os.Open(p)
+	b, st, err := readFile(p)
 	if err != nil {
-		s.misses.Add(1)
+		if st.mod.IsZero() {
+			s.misses.Add(1) // no entry (or not readable)
+		} else {
+			s.drop(p, st) // opened, but not read whole
+		}
 		return nil, false
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		s.misses.Add(1)
-		return nil, false
-	}
-	b := make([]byte, fi.Size())
-	if _, err := io.ReadFull(f, b); err != nil {
-		s.drop(p, fi)
-		return nil, false
-	}
-	// A file longer than its size at Stat (padded since) fails the length check.
+	// A file that grew or shrank after the stat fails the length check.
 	payload, err := decode(key, b)
 	if err != nil {
-		s.drop(p, fi)
+		s.drop(p, st)
 		return nil, false
 	}
-	if time.Since(fi.ModTime()) > touchAfter {
+	if time.Since(st.mod) > touchAfter {
 		now := time.Now()
 		os.Chtimes(p, now, now) //nolint:errcheck // recency is best effort
 	}
@@ -241,10 +233,10 @@ func (s *Store) Get(key string) ([]byte, bool) {
 
 // drop removes a corrupt entry, unless it was replaced meanwhile (another
 // process stored a good one under the name), and counts a miss.
-func (s *Store) drop(p string, read fs.FileInfo) {
+func (s *Store) drop(p string, read fileStat) {
 	s.misses.Add(1)
 	s.corrupt.Add(1)
-	if now, err := os.Lstat(p); err == nil && os.SameFile(now, read) {
+	if sameFile(p, read) {
 		os.Remove(p) //nolint:errcheck // gone already is fine
 	}
 }
@@ -304,27 +296,6 @@ func (s *Store) forgetShards() {
 	s.shardMu.Lock()
 	s.shards = map[string]bool{}
 	s.shardMu.Unlock()
-}
-
-// writeAtomic writes b to name through a temporary file in dir renamed
-// over it.
-func writeAtomic(dir, name string, b []byte) error {
-	f, err := os.CreateTemp(dir, tmpPrefix+"*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp) //nolint:errcheck // best effort; a scan removes it later
-	}
-	return err
 }
 
 // Counters are what one open [Store] did since it was opened.
