@@ -14,11 +14,8 @@ import (
 
 	"go.starlark.net/starlark"
 
-	"github.com/semisync/semisync/engine"
 	"github.com/semisync/semisync/starlarkmod/internal/cache"
 	"github.com/semisync/semisync/starlarkmod/internal/portable"
-
-	"context"
 )
 
 // The result cache (DESIGN.md section 8): the results of calls that are
@@ -385,16 +382,16 @@ func (r *Run) count(f func(*cacheCounters)) {
 	f(&r.in.cacheState().counts)
 }
 
-// runCached is runTask for a call the cache may answer: on a hit the
-// function does not run; on a miss its result is stored.
-func (r *Run) runCached(ctx context.Context, w *engine.Worker, task taskRef, cc *cachedCall, fn starlark.Callable, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+// cached runs a call the cache may answer: on a hit, run is not called;
+// on a miss, run's result is stored if it succeeded. cc nil: just run.
+func (r *Run) cached(cc *cachedCall, run func() (starlark.Value, error)) (starlark.Value, error) {
 	if cc == nil || !cc.cached {
-		return r.runTask(ctx, w, task, fn, args, kwargs)
+		return run()
 	}
 	if v, ok := r.lookup(cc); ok {
 		return v, nil
 	}
-	v, err := r.runTask(ctx, w, task, fn, args, kwargs)
+	v, err := run()
 	if err == nil {
 		r.store(cc, v)
 	}
