@@ -153,7 +153,7 @@ func cacheCommand(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if !c.given() {
-		c.dir = "" // the default directory
+		c.dir = ""            // the default directory
 		c.fs.Set("cache", "") //nolint:errcheck // a string flag takes any value
 	}
 	if err := c.open(); err != nil {
