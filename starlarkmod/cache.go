@@ -72,8 +72,8 @@ type Cache interface {
 // (a corrupt or truncated entry is removed and counts as a miss), and a
 // size cap kept by least-recently-used eviction, recency being each
 // entry file's modification time. Its methods are safe for concurrent
-// use. Close it when done: it records its hit and miss counts in the
-// directory and evicts.
+// use. Close it when done: it waits for the results being written,
+// records its hit and miss counts in the directory and evicts.
 type DirCache struct{ s *cache.Store }
 
 var _ Cache = (*DirCache)(nil)
@@ -100,8 +100,11 @@ func OpenDirCache(dir string, maxBytes int64) (*DirCache, error) {
 // Get returns the value stored under key.
 func (c *DirCache) Get(key string) ([]byte, bool) { return c.s.Get(key) }
 
-// Put stores value under key.
-func (c *DirCache) Put(key string, value []byte) error { return c.s.Put(key, value) }
+// Put stores value under key, in the background: it returns at once (or
+// when 64 values wait to be written), and Get finds the value meanwhile.
+// It keeps value: do not change it. It returns the error of an earlier
+// background write, if one failed; Close returns it too.
+func (c *DirCache) Put(key string, value []byte) error { return c.s.PutLater(key, value) }
 
 // CacheDirStats describe a cache directory.
 type CacheDirStats struct {
@@ -131,7 +134,7 @@ func (c *DirCache) Close() error { return c.s.Close() }
 type CacheStats struct {
 	Hits   int64 // calls answered from the cache (their function did not run)
 	Misses int64 // cached calls that ran because the cache had no result
-	Stored int64 // results stored
+	Stored int64 // results handed to the store
 	// Unstorable counts results that could not be encoded (they ran, and
 	// will run again next time); StoreErrors counts failed stores.
 	Unstorable, StoreErrors int64

@@ -111,7 +111,28 @@ type Store struct {
 
 	shardMu sync.Mutex
 	shards  map[string]bool // shard directories known to exist
+
+	// Writes in the background (PutLater).
+	startOnce   sync.Once
+	queue       chan *putReq
+	writers     sync.WaitGroup
+	pendMu      sync.Mutex
+	pendCond    sync.Cond
+	pending     map[string]*putReq // values queued and not yet written, for Get
+	outstanding int               // queued and not yet written
+	laterErr    error             // the first failed background write
 }
+
+// putReq is a value queued by PutLater.
+type putReq struct {
+	key   string
+	value []byte
+}
+
+// writers is how many goroutines write in the background: creating a
+// file is mostly waiting (for the file system's journal), and 16 writers
+// store about 16 times as many values a second as one.
+const writers = 16
 
 // Open opens (creating it if needed) the cache directory dir.
 func Open(dir string, opts Options) (*Store, error) {
@@ -132,7 +153,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	if max <= 0 {
 		max = DefaultMaxBytes
 	}
-	return &Store{dir: v, maxBytes: max, shards: map[string]bool{}}, nil
+	st := &Store{dir: v, maxBytes: max, shards: map[string]bool{}, pending: map[string]*putReq{}}
+	st.pendCond.L = &st.pendMu
+	return st, nil
 }
 
 // Dir returns the directory the store keeps its entries in (DIR/v1).
@@ -207,6 +230,13 @@ func (s *Store) Get(key string) ([]byte, bool) {
 	if !ValidKey(key) {
 		panic(fmt.Sprintf("cache: invalid key %q", key))
 	}
+	s.pendMu.Lock()
+	req, ok := s.pending[key]
+	s.pendMu.Unlock()
+	if ok {
+		s.hits.Add(1)
+		return req.value, true
+	}
 	p := s.path(key)
 	b, st, err := readFile(p)
 	if err != nil {
@@ -274,6 +304,64 @@ func (s *Store) Put(key string, value []byte) error {
 		}
 	}
 	return nil
+}
+
+// PutLater is Put in the background: it queues the value (which it keeps:
+// do not change it) for one of the store's writers and returns at once,
+// unless the queue is full. Until it is written, Get returns it. It
+// returns the error of an earlier background write, if one failed (the
+// value is still queued); [Store.Flush] and Close return it too.
+func (s *Store) PutLater(key string, value []byte) error {
+	if !ValidKey(key) {
+		panic(fmt.Sprintf("cache: invalid key %q", key))
+	}
+	s.startOnce.Do(func() {
+		s.queue = make(chan *putReq, 4*writers)
+		for range writers {
+			s.writers.Add(1)
+			go s.writer()
+		}
+	})
+	req := &putReq{key, value}
+	s.pendMu.Lock()
+	s.pending[key] = req
+	s.outstanding++
+	err := s.laterErr
+	s.pendMu.Unlock()
+	s.queue <- req
+	return err
+}
+
+// writer writes queued values until Close.
+func (s *Store) writer() {
+	defer s.writers.Done()
+	for req := range s.queue {
+		err := s.Put(req.key, req.value)
+		s.pendMu.Lock()
+		if err != nil && s.laterErr == nil {
+			s.laterErr = err
+		}
+		if s.pending[req.key] == req {
+			delete(s.pending, req.key) // unless queued again meanwhile
+		}
+		if s.outstanding--; s.outstanding == 0 {
+			s.pendCond.Broadcast()
+		}
+		s.pendMu.Unlock()
+	}
+}
+
+// Flush waits until every value queued by PutLater is written, and
+// returns the first background write that failed (once).
+func (s *Store) Flush() error {
+	s.pendMu.Lock()
+	defer s.pendMu.Unlock()
+	for s.outstanding > 0 {
+		s.pendCond.Wait()
+	}
+	err := s.laterErr
+	s.laterErr = nil
+	return err
 }
 
 func (s *Store) ensureShard(shard string) error {
@@ -514,13 +602,21 @@ func ValidKeyPrefix(p string) bool {
 	return true
 }
 
-// Close records the store's counts in the directory and, if it stored
-// anything since its last scan, evicts. The store must not be used
+// Close waits for the values queued by PutLater to be written, records
+// the store's counts in the directory and, if it stored anything since its
+// last scan, evicts. The store must not be used
 // afterwards; a second Close does nothing.
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		err = s.flushCounts()
+		err = s.Flush()
+		if s.queue != nil {
+			close(s.queue)
+			s.writers.Wait()
+		}
+		if ferr := s.flushCounts(); err == nil {
+			err = ferr
+		}
 		if s.written.Load() > 0 {
 			if eerr := s.Evict(); err == nil {
 				err = eerr

@@ -280,3 +280,40 @@ func TestDefaultDir(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join("/some/where", "semisync"), d)
 }
+
+func TestPutLater(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	require.NoError(t, err)
+	for i := 0; i < 200; i++ {
+		require.NoError(t, s.PutLater(key(fmt.Sprint(i)), []byte(fmt.Sprint("v", i))))
+	}
+	// Queued or written, a value is found at once.
+	for i := 0; i < 200; i++ {
+		v, ok := s.Get(key(fmt.Sprint(i)))
+		require.True(t, ok, i)
+		assert.Equal(t, fmt.Sprint("v", i), string(v))
+	}
+	require.NoError(t, s.Flush())
+	st, err := s.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, 200, st.Entries)
+	require.NoError(t, s.PutLater(key("last"), []byte("x")))
+	require.NoError(t, s.Close(), "Close writes what is queued")
+	v, ok := open(t, dir, 0).Get(key("last"))
+	require.True(t, ok)
+	assert.Equal(t, "x", string(v))
+}
+
+func TestPutLaterError(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	require.NoError(t, err)
+	// A file where the shard directory should be: the write fails.
+	k := key("x")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, version, k[:2]), nil, 0o644))
+	require.NoError(t, s.PutLater(k, []byte("v")))
+	assert.Error(t, s.Flush())
+	assert.NoError(t, s.Flush(), "reported once")
+	require.NoError(t, s.Close())
+}
