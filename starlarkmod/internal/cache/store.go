@@ -119,8 +119,8 @@ type Store struct {
 	pendMu      sync.Mutex
 	pendCond    sync.Cond
 	pending     map[string]*putReq // values queued and not yet written, for Get
-	outstanding int               // queued and not yet written
-	laterErr    error             // the first failed background write
+	outstanding int                // queued and not yet written
+	laterErr    error              // the first failed background write
 }
 
 // putReq is a value queued by PutLater.
