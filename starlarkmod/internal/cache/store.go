@@ -28,7 +28,10 @@
 // eviction, by Clear) races with readers harmlessly too: a reader that has
 // the file open reads it whole; one that comes later misses. Nothing is
 // locked. Writes are not fsynced: after a machine crash an entry may be
-// torn, which the checksum catches.
+// torn, which the checksum catches. PutLater hands the write to one of 16
+// background writers (creating a file is mostly waiting for the file
+// system); Get finds a queued value before it is written, and Close waits
+// for the queue.
 //
 // # Size and eviction
 //
