@@ -110,7 +110,8 @@ func (c *DirCache) Put(key string, value []byte) error { return c.s.PutLater(key
 type CacheDirStats struct {
 	Dir      string // where the entries are
 	Entries  int    // how many
-	Bytes    int64  // their total size
+	Bytes    int64  // their total size, with the packs'
+	Packs    int    // files that copy many small results, read in one go by later runs
 	MaxBytes int64  // the size cap
 	// Hits and Misses count the lookups of every DirCache closed on the
 	// directory since it was last cleared, plus this one's.

@@ -275,6 +275,20 @@ func TestCacheCorruptEntryRecomputed(t *testing.T) {
 	require.NoError(t, os.Truncate(entries[1], 30))
 	require.NoError(t, os.WriteFile(entries[2], nil, 0o644))
 
+	// The pack the first run wrote (a copy of its small results, read in
+	// one go by later runs) would still answer: corrupt it too, all of it.
+	packs, err := filepath.Glob(filepath.Join(cacheDir, "v1", "packs", "*.pack"))
+	require.NoError(t, err)
+	require.Len(t, packs, 1)
+	for _, p := range packs {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		for i := range b {
+			b[i] ^= 0x55
+		}
+		require.NoError(t, os.WriteFile(p, b, 0o644))
+	}
+
 	second := runCached(t, dir, cacheDir, graphScript, false)
 	assert.Equal(t, first.out, second.out)
 	assert.Equal(t, starlarkmod.CacheStats{Hits: 998, Misses: 3, Stored: 3}, second.stats)

@@ -124,6 +124,8 @@ type Store struct {
 	pending     map[string]*putReq // values queued and not yet written, for Get
 	outstanding int                // queued and not yet written
 	laterErr    error              // the first failed background write
+
+	packs packState // see pack.go
 }
 
 // putReq is a value queued by PutLater.
@@ -240,6 +242,10 @@ func (s *Store) Get(key string) ([]byte, bool) {
 		s.hits.Add(1)
 		return req.value, true
 	}
+	if v, ok := s.packGet(key); ok {
+		s.hits.Add(1)
+		return v, true
+	}
 	p := s.path(key)
 	b, st, err := readFile(p)
 	if err != nil {
@@ -298,6 +304,7 @@ func (s *Store) Put(key string, value []byte) error {
 		return fmt.Errorf("cache: store %s: %w", key[:12], err)
 	}
 	s.puts.Add(1)
+	s.packs.remember(key, value)
 	if s.written.Add(int64(len(b))) >= s.maxBytes/8 && s.evictMu.TryLock() {
 		// This goroutine scans; others go on storing meanwhile.
 		defer s.evictMu.Unlock()
@@ -409,7 +416,8 @@ func (s *Store) Counters() Counters {
 type Stats struct {
 	Dir      string // the directory holding the entries
 	Entries  int    // entries stored
-	Bytes    int64  // their total size, headers included
+	Bytes    int64  // the total size of entries and packs, headers included
+	Packs    int    // pack files (see pack.go)
 	MaxBytes int64  // the cap the store was opened with
 	// Hits and Misses are the lookups of every store closed on this
 	// directory since it was last cleared, plus this one's so far.
@@ -482,7 +490,18 @@ func (s *Store) scan(evict bool) (Stats, error) {
 			}
 		}
 	}
+	packs, packBytes := s.packFiles()
+	st.Packs = len(packs)
+	st.Bytes += packBytes
 	if !evict || st.Bytes <= s.maxBytes {
+		return st, nil
+	}
+	// Packs go first: every value in them is in its entry file too.
+	if err := s.removePacks(); err == nil {
+		st.Bytes -= packBytes
+		st.Packs = 0
+	}
+	if st.Bytes <= s.maxBytes/10*9 {
 		return st, nil
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].mod.Before(entries[j].mod) })
@@ -568,6 +587,9 @@ func (s *Store) Clear() error {
 	if err := os.Remove(filepath.Join(s.dir, countsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cache: clear: %w", err)
 	}
+	if err := s.removePacks(); err != nil {
+		return fmt.Errorf("cache: clear: %w", err)
+	}
 	shards, err := os.ReadDir(s.dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("cache: clear: %w", err)
@@ -616,6 +638,9 @@ func (s *Store) Close() error {
 		if s.queue != nil {
 			close(s.queue)
 			s.writers.Wait()
+		}
+		if perr := s.writePack(); err == nil {
+			err = perr
 		}
 		if ferr := s.flushCounts(); err == nil {
 			err = ferr
