@@ -169,8 +169,8 @@ func cacheCommand(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "semisync: cache stats: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stdout, "directory: %s\nentries:   %d\nbytes:     %d (%s) of %s\nhits:      %d\nmisses:    %d\n",
-			st.Dir, st.Entries, st.Bytes, human(st.Bytes), human(st.MaxBytes), st.Hits, st.Misses)
+		fmt.Fprintf(stdout, "directory: %s\nentries:   %d\npacks:     %d\nbytes:     %d (%s) of %s\nhits:      %d\nmisses:    %d\n",
+			st.Dir, st.Entries, st.Packs, st.Bytes, human(st.Bytes), human(st.MaxBytes), st.Hits, st.Misses)
 	case "clear":
 		st, _ := store.Stats()
 		if err := store.Clear(); err != nil {

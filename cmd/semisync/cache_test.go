@@ -101,7 +101,7 @@ func TestCacheCommand(t *testing.T) {
 	code, out, _ = run("cache", "clear", "--cache", dir)
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "removed 300 entries")
-	assert.Equal(t, map[string]int64{"entries": 0, "bytes": 0, "hits": 0, "misses": 0}, statsOf(t, dir))
+	assert.Equal(t, map[string]int64{"entries": 0, "packs": 0, "bytes": 0, "hits": 0, "misses": 0}, statsOf(t, dir))
 
 	// Usage errors.
 	for _, args := range [][]string{{"cache"}, {"cache", "nope"}, {"cache", "stats", "extra"}, {"--cache-max", "lots", path}} {
