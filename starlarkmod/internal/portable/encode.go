@@ -220,7 +220,7 @@ type encoder struct {
 }
 
 func newEncoder(mode Mode, inline bool) *encoder {
-	return &encoder{mode: mode, inline: inline, ids: map[any]int{}}
+	return &encoder{mode: mode, inline: inline}
 }
 
 func (e *encoder) push(s seg) { e.path = append(e.path, s) }
@@ -280,7 +280,7 @@ func (e *encoder) finish(kind byte) []byte {
 		out = append(out, fi.hashBytes()...)
 		out = binary.AppendUvarint(out, uint64(len(fi.file.Path)))
 		out = append(out, fi.file.Path...)
-		out = append(out, dialectFlags(fi.file.Options))
+		out = append(out, fi.flags)
 		if e.inline {
 			out = append(out, 1)
 			out = binary.AppendUvarint(out, uint64(len(fi.src)))
@@ -307,6 +307,9 @@ func (e *encoder) newID(x any) bool {
 		e.byte(tagRef)
 		e.uvarint(uint64(id))
 		return false
+	}
+	if e.ids == nil {
+		e.ids = map[any]int{}
 	}
 	e.ids[x] = len(e.ids)
 	return true
@@ -649,6 +652,9 @@ func (e *encoder) portable(v Portable) error {
 			return nil
 		}
 	} else {
+		if e.ids == nil {
+			e.ids = map[any]int{}
+		}
 		e.ids[new(byte)] = len(e.ids) // an id all the same, in step with the decoder
 	}
 	ctor, args, err := v.Portable()
