@@ -316,3 +316,49 @@ print(h.result())
 	assert.Equal(t, "42\n", out.String())
 	assert.Equal(t, starlarkmod.CacheStats{}, in.CacheStats())
 }
+
+// With a cluster (Options.Remote), a cached call is looked up before it
+// is sent: a warm rerun sends nothing.
+func TestCacheWithRemote(t *testing.T) {
+	src := `
+@semisync(cache=True)
+def node(i):
+    return i * i
+
+@future(cache=True)
+def f(x):
+    return [x]
+
+hs = [node(i) for i in range(50)]
+semisync.begin()
+t = 0
+for h in hs:
+    t += h.result()
+print(t, f(3).result())
+`
+	path := filepath.Join(t.TempDir(), "remote.star")
+	require.NoError(t, os.WriteFile(path, []byte(src), 0o644))
+	cacheDir := t.TempDir()
+	run := func() (string, int64, starlarkmod.CacheStats) {
+		var out bytes.Buffer
+		worker := starlarkmod.New(starlarkmod.Options{Stdout: &out})
+		defer worker.Close()
+		remote := &inProcess{worker: worker, name: "w1", out: func(string) {}}
+		store, err := starlarkmod.OpenDirCache(cacheDir, 0)
+		require.NoError(t, err)
+		in := starlarkmod.New(starlarkmod.Options{Stdout: &out, Stderr: &out, Remote: remote, Cache: store})
+		_, err = in.ExecFile(context.Background(), path)
+		require.NoError(t, err, out.String())
+		require.NoError(t, in.Close())
+		require.NoError(t, store.Close())
+		return out.String(), remote.items.Load(), in.CacheStats()
+	}
+	out1, sent1, st1 := run()
+	assert.Equal(t, "40425 [3]\n", out1)
+	assert.Equal(t, int64(51), sent1)
+	assert.Equal(t, starlarkmod.CacheStats{Misses: 51, Stored: 51}, st1)
+	out2, sent2, st2 := run()
+	assert.Equal(t, out1, out2)
+	assert.Zero(t, sent2, "nothing sent to the cluster")
+	assert.Equal(t, starlarkmod.CacheStats{Hits: 51}, st2)
+}

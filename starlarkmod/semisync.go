@@ -354,10 +354,6 @@ func (rn *Run) planBegin(th *starlark.Thread, op string, batch []*semiCall, back
 				return nil, err
 			}
 		}
-		var err error
-		if remote[i], err = rn.remoteCall(op, c.fn.fn, c.args, c.kwargs, c.key, c.where); err != nil {
-			return nil, err
-		}
 	}
 	st := rn.sem
 	st.mu.Lock()
@@ -374,9 +370,16 @@ func (rn *Run) planBegin(th *starlark.Thread, op string, batch []*semiCall, back
 			}
 		}
 	}
+	// The cache's plan first: cache=True on an impure function says why
+	// it is impure rather than why it cannot go to the cluster.
 	cached, err := rn.planSemisync(op, batch)
 	if err != nil {
 		return nil, err
+	}
+	for i, c := range batch {
+		if remote[i], err = rn.remoteCall(op, c.fn.fn, c.args, c.kwargs, c.key, c.where); err != nil {
+			return nil, err
+		}
 	}
 	// A node names only nodes added before it, so the calls of a function go
 	// in before those of the functions that depend on it. Dependencies
