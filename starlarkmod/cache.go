@@ -186,6 +186,8 @@ type runCache struct {
 
 	mu   sync.Mutex
 	done map[*semisyncFunc][]string
+
+	futures sync.Map // {function, mode} -> *cachedFunc (nil: not cached), see futureKey
 }
 
 // cacheMode is the cache= argument: None, True or False.
@@ -517,10 +519,35 @@ func (r *Run) forgetSemisync() {
 }
 
 // futureKey returns the cache's plan for a call of a @future function.
+// A function's encoding is kept for the run: a future's function passed
+// the background rule (crossing.go), so the globals it reads can no longer
+// be rebound, and their values are frozen.
 func (r *Run) futureKey(fn starlark.Callable, mode cacheMode, args starlark.Tuple, kwargs []starlark.Tuple) (*cachedCall, error) {
-	cf, err := r.cacheFunc(fn.Name(), fn, mode)
-	if err != nil || cf == nil {
-		return nil, err
+	type memoKey struct {
+		fn   starlark.Callable
+		mode cacheMode
+	}
+	k := memoKey{fn, mode}
+	_, memo := fn.(*starlark.Function) // (a host's callable may not be comparable)
+	var cf *cachedFunc
+	var v any
+	ok := false
+	if memo {
+		v, ok = r.cache.futures.Load(k)
+	}
+	if ok {
+		cf = v.(*cachedFunc)
+	} else {
+		var err error
+		if cf, err = r.cacheFunc(fn.Name(), fn, mode); err != nil {
+			return nil, err
+		}
+		if memo {
+			r.cache.futures.Store(k, cf)
+		}
+	}
+	if cf == nil {
+		return nil, nil
 	}
 	return r.callKey(fn.Name(), cf, mode, args, kwargs, nil)
 }
