@@ -57,7 +57,7 @@ type cacheRun struct {
 // runCached runs src (written to dir/script.star) once in a fresh
 // interpreter with the cache directory cacheDir and Options.CacheAll as
 // given, as a new process would.
-func runCached(t *testing.T, dir, cacheDir, src string, all bool) cacheRun {
+func runCached(t *testing.T, dir, cacheDir, src string, all bool, more ...func(*starlarkmod.Options)) cacheRun {
 	t.Helper()
 	path := filepath.Join(dir, "script.star")
 	require.NoError(t, os.WriteFile(path, []byte(src), 0o644))
@@ -65,14 +65,18 @@ func runCached(t *testing.T, dir, cacheDir, src string, all bool) cacheRun {
 	require.NoError(t, err)
 	tk := &ticker{calls: map[string]int{}}
 	var out bytes.Buffer
-	in := starlarkmod.New(starlarkmod.Options{
+	opts := starlarkmod.Options{
 		Stdout:       &out,
 		Stderr:       &out,
 		Cache:        store,
 		CacheAll:     all,
 		Modules:      map[string]starlark.StringDict{"host": tk.module()},
 		PureBuiltins: []string{"host.tick"},
-	})
+	}
+	for _, f := range more {
+		f(&opts)
+	}
+	in := starlarkmod.New(opts)
 	_, err = in.ExecFile(context.Background(), path)
 	require.NoError(t, err, out.String())
 	require.NoError(t, in.Close())
@@ -361,4 +365,34 @@ print(t, f(3).result())
 	assert.Equal(t, out1, out2)
 	assert.Zero(t, sent2, "nothing sent to the cluster")
 	assert.Equal(t, starlarkmod.CacheStats{Hits: 51}, st2)
+}
+
+// A hit still runs the call's callback, with the stored result (a tuple
+// unpacked as on a miss), and a sequential run hits the same entries.
+func TestCacheCallbackOnHit(t *testing.T) {
+	src := `
+load("host", "tick")
+
+def show(name, n):
+    print(name, n)
+
+@semisync(cache=True, callback=show)
+def count(name):
+    tick("count")
+    return name, len(name)
+
+count("abc")
+count("hello")
+semisync.begin()
+`
+	dir, cacheDir := t.TempDir(), t.TempDir()
+	first := runCached(t, dir, cacheDir, src, false)
+	assert.Equal(t, map[string]int{"count": 2}, first.ran)
+	second := runCached(t, dir, cacheDir, src, false, func(o *starlarkmod.Options) { o.Sequential = true })
+	assert.Empty(t, second.ran)
+	for _, out := range []string{first.out, second.out} {
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		sort.Strings(lines)
+		assert.Equal(t, []string{"abc 3", "hello 5"}, lines)
+	}
 }
