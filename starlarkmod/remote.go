@@ -129,7 +129,8 @@ func (r *Run) initRemote() {
 	rand.Read(b[:]) //nolint:errcheck // crypto/rand.Read never fails
 	r.remote.id = hex.EncodeToString(b[:])
 	r.remote.env = &portable.Env{
-		Predeclared: r.predecl,
+		Predeclared:  r.predecl,
+		Constructors: portableConstructors(r.predecl),
 		Load: func(module string) (starlark.StringDict, error) {
 			if m, ok := r.mods[module]; ok {
 				return m, nil
@@ -248,6 +249,13 @@ func (a *asyncFunc) Portable() (string, starlark.Tuple, error) {
 	return "future", starlark.Tuple{a.fn}, nil
 }
 
+// portableConstructors are the predeclared callables that rebuild
+// Portable values of this package (see the Portable methods): decoding
+// may call nothing else.
+func portableConstructors(pre starlark.StringDict) starlark.StringDict {
+	return starlark.StringDict{"future": pre["future"]}
+}
+
 // remoteCache is an interpreter's cache of functions decoded by
 // ExecRemote, by the hash of their encoding.
 type remoteCache struct {
@@ -277,7 +285,8 @@ func (c *remoteCache) put(sum string, fn starlark.Callable) {
 func (in *Interpreter) workerEnv(files func(hash string) ([]byte, error)) *portable.Env {
 	mods := in.modules()
 	return &portable.Env{
-		Predeclared: in.predeclared(),
+		Predeclared:  in.predeclared(),
+		Constructors: portableConstructors(in.predeclared()),
 		Load: func(module string) (starlark.StringDict, error) {
 			if m, ok := mods[module]; ok {
 				return m, nil

@@ -41,11 +41,13 @@ type decoder struct {
 	depth  int
 }
 
+var noEnv Env // read only
+
 var errTruncated = errors.New("portable: truncated or corrupt encoding")
 
 func newDecoder(data []byte, kind byte, env *Env) (*decoder, error) {
 	if env == nil {
-		env = &Env{}
+		env = &noEnv
 	}
 	d := &decoder{data: data, env: env}
 	if len(data) < len(magic)+3 || string(data[:len(magic)]) != magic {
@@ -498,7 +500,11 @@ func (d *decoder) value() (starlark.Value, error) {
 		if !ok {
 			return nil, errors.New("portable: host value arguments are not a tuple")
 		}
-		c, ok := d.env.Predeclared[ctor].(starlark.Callable)
+		ctors := d.env.Predeclared
+		if d.env.Constructors != nil {
+			ctors = d.env.Constructors
+		}
+		c, ok := ctors[ctor].(starlark.Callable)
 		if !ok {
 			return nil, fmt.Errorf("portable: no predeclared %s here to rebuild a host value", ctor)
 		}

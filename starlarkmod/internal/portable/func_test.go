@@ -344,3 +344,18 @@ def uses(x):
 		})
 	}
 }
+
+// Decoding calls only the constructors it is given to rebuild host values.
+func TestConstructorsAllowList(t *testing.T) {
+	pre := starlark.StringDict{"wrap": wrapBuiltin}
+	g := run(t, "ctor.star", "def f(x):\n    return x\n\nw = wrap(f)\n", pre)
+	enc, err := EncodeFunc(g["w"], ByFile)
+	require.NoError(t, err)
+	env := testEnv(enc.Files, pre)
+	env.Constructors = starlark.StringDict{}
+	_, err = DecodeFuncEnv(enc.Data, env)
+	assert.ErrorContains(t, err, "no predeclared wrap here to rebuild a host value")
+	env.Constructors = pre
+	_, err = DecodeFuncEnv(enc.Data, env)
+	assert.NoError(t, err)
+}
