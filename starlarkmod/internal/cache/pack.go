@@ -30,6 +30,10 @@ import (
 // them all. Hits answered from a pack do not refresh recency; once packs
 // are evicted, the entry files answer and refresh it again. When a store
 // finds more than maxPacks packs, it merges them into one when it closes.
+// A store reads the packs once, at its first Get: a Clear or an eviction
+// by another process meanwhile does not reach the values it holds, and a
+// merge it writes afterwards may copy them again (they are still right:
+// a key is the hash of what computes its value).
 const (
 	packDir        = "packs"
 	packSuffix     = ".pack"
