@@ -353,7 +353,7 @@ func (r *Run) lookup(cc *cachedCall) (starlark.Value, bool) {
 	in := r.in
 	b, ok := in.opts.Cache.Get(cc.key)
 	if ok {
-		v, err := portable.DecodeValue(b)
+		v, err := portable.DecodeValueEnv(b, r.remoteEnv()) // functions in results may name builtins
 		if err == nil && in.prepareResult(v) == nil {
 			r.count(func(c *cacheCounters) { c.hits.Add(1) })
 			return v, true

@@ -396,3 +396,31 @@ semisync.begin()
 		assert.Equal(t, []string{"abc 3", "hello 5"}, lines)
 	}
 }
+
+// A result that holds a function (which names builtins) is stored and
+// found like any other.
+func TestCacheFunctionResult(t *testing.T) {
+	src := `
+load("host", "tick")
+load("json", "encode")
+
+def make(n):
+    def f(x):
+        return len(encode([x])) + n
+    return f
+
+@future(cache=True)
+def maker(n):
+    tick("maker")
+    return make(n)
+
+print(maker(3).result()(12345))
+`
+	dir, cacheDir := t.TempDir(), t.TempDir()
+	first := runCached(t, dir, cacheDir, src, false)
+	assert.Equal(t, "10\n", first.out)
+	second := runCached(t, dir, cacheDir, src, false)
+	assert.Equal(t, "10\n", second.out)
+	assert.Empty(t, second.ran)
+	assert.Equal(t, starlarkmod.CacheStats{Hits: 1}, second.stats)
+}
