@@ -494,9 +494,13 @@ func (r *Run) planSemisync(op string, batch []*semiCall) ([]*cachedCall, error) 
 		}
 		return nil
 	}
-	for i := range batch {
-		if err := plan(i); err != nil {
-			return nil, err
+	// Only calls that want the cache, and what they depend on, are keyed
+	// (encoding arguments costs a little per call).
+	for i, c := range batch {
+		if c.fn.cache == cacheOn || c.fn.cache == cacheDefault && in.opts.CacheAll && in.opts.Cache != nil {
+			if err := plan(i); err != nil {
+				return nil, err
+			}
 		}
 	}
 	r.cache.mu.Lock()
@@ -504,7 +508,9 @@ func (r *Run) planSemisync(op string, batch []*semiCall) ([]*cachedCall, error) 
 		r.cache.done = map[*semisyncFunc][]string{}
 	}
 	for i, c := range batch {
-		r.cache.done[c.fn] = append(r.cache.done[c.fn], ids[i])
+		if ids[i] != "" {
+			r.cache.done[c.fn] = append(r.cache.done[c.fn], ids[i])
+		}
 	}
 	r.cache.mu.Unlock()
 	return plans, nil

@@ -424,3 +424,34 @@ print(maker(3).result()(12345))
 	assert.Empty(t, second.ran)
 	assert.Equal(t, starlarkmod.CacheStats{Hits: 1}, second.stats)
 }
+
+// A cached call whose dependency is not cached reruns, as in make, when
+// that dependency's code changes.
+func TestCacheDependentOfUncachedCall(t *testing.T) {
+	src := `
+load("host", "tick")
+
+@semisync
+def source(i):
+    tick("source")
+    return i * 2
+
+@semisync(cache=True, dependencies=[source])
+def sink():
+    tick("sink")
+    return 1
+
+source(1)
+source(2)
+sink()
+semisync.begin()
+`
+	dir, cacheDir := t.TempDir(), t.TempDir()
+	assert.Equal(t, map[string]int{"source": 2, "sink": 1}, runCached(t, dir, cacheDir, src, false).ran)
+	assert.Equal(t, map[string]int{"source": 2}, runCached(t, dir, cacheDir, src, false).ran)
+	edited := strings.Replace(src, "i * 2", "i * 3", 1)
+	assert.Equal(t, map[string]int{"source": 2, "sink": 1}, runCached(t, dir, cacheDir, edited, false).ran)
+	// Another argument to the dependency: the dependent reruns too.
+	more := strings.Replace(edited, "source(2)", "source(5)", 1)
+	assert.Equal(t, map[string]int{"source": 2, "sink": 1}, runCached(t, dir, cacheDir, more, false).ran)
+}
