@@ -37,7 +37,10 @@ import (
 // whose timeout expires or a cancel() that comes too late do not look.
 
 // asyncFunc is a @future function.
-type asyncFunc struct{ wrapped }
+type asyncFunc struct {
+	wrapped
+	cache cacheMode // the cache= argument (cache.go)
+}
 
 var (
 	_ starlark.Callable = (*asyncFunc)(nil)
@@ -48,18 +51,22 @@ func (a *asyncFunc) String() string { return fmt.Sprintf("<future function %s>",
 func (a *asyncFunc) Type() string   { return "future_function" }
 
 func (a *asyncFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	return startFuture(th, a.fn, "future", args, kwargs)
+	return startFuture(th, a.fn, "future", a.cache, args, kwargs)
 }
 
 // startFuture starts fn(*args, **kwargs) as background work and returns
 // its Future.
-func startFuture(th *starlark.Thread, fn starlark.Callable, op string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func startFuture(th *starlark.Thread, fn starlark.Callable, op string, mode cacheMode, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	r, err := needRun(th, fn.Name())
 	if err != nil {
 		return nil, err
 	}
 	in := r.in
 	if err := in.prepareArgs(th, fn.Name(), true, fn, args, kwargs); err != nil {
+		return nil, err
+	}
+	cc, err := r.futureKey(fn, mode, args, kwargs)
+	if err != nil {
 		return nil, err
 	}
 	call := &futureCall{fn: fn, args: args, kwargs: kwargs, pos: callerPosition(th)}
@@ -71,10 +78,12 @@ func startFuture(th *starlark.Thread, fn starlark.Callable, op string, args star
 	rec := r.recordOf(op, call)
 	r.obs.startedAt(key, call.pos)
 	f := engine.Go(r.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
-		if rc != nil {
-			return r.runRemote(ctx, w, rc)
-		}
-		return r.runTask(ctx, w, key, fn, args, kwargs)
+		return r.cached(cc, func() (starlark.Value, error) {
+			if rc != nil {
+				return r.runRemote(ctx, w, rc)
+			}
+			return r.runTask(ctx, w, key, fn, args, kwargs)
+		})
 	})
 	f.OnDone(func() {
 		_, _, err := f.Peek()
@@ -106,12 +115,27 @@ func at(pos syntax.Position) string {
 	return "at " + pos.String()
 }
 
+// futureDecorator is @future, @future(cache=...) and future(fn, cache=...).
 func futureDecorator(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var fn starlark.Callable
-	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &fn); err != nil {
+	var cacheArg starlark.Value = starlark.None
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "fn?", &fn, "cache?", &cacheArg); err != nil {
 		return nil, err
 	}
-	return &asyncFunc{wrapped{fn: fn}}, nil
+	mode, err := cacheModeOf(b.Name(), cacheArg)
+	if err != nil {
+		return nil, err
+	}
+	if fn == nil {
+		return starlark.NewBuiltin("future.decorator", func(_ *starlark.Thread, _ *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var fn starlark.Callable
+			if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &fn); err != nil {
+				return nil, err
+			}
+			return &asyncFunc{wrapped{fn: fn}, mode}, nil
+		}), nil
+	}
+	return &asyncFunc{wrapped{fn: fn}, mode}, nil
 }
 
 func isAsync(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -352,7 +376,7 @@ func (s *blockingFunc) CallInternal(th *starlark.Thread, args starlark.Tuple, kw
 		rest = append(rest, kv)
 	}
 	if future {
-		return startFuture(th, s.fn, "future", args, rest)
+		return startFuture(th, s.fn, "future", cacheDefault, args, rest)
 	}
 	return starlark.Call(th, s.fn, args, rest)
 }

@@ -70,6 +70,20 @@ type Options struct {
 	// creates (main threads and workers) before it runs any code, to set
 	// the host's thread-locals.
 	ThreadInit func(th *starlark.Thread)
+	// Cache, if set, is where the result cache stores the results of pure
+	// calls (see cache.go and [OpenDirCache]). Without it, cache=True only
+	// checks that the function is pure.
+	Cache Cache
+	// CacheAll caches every call of a @semisync or @future function and
+	// every job item whose function is provably pure (except those with
+	// cache=False), not only those with cache=True (the command line's
+	// --cache).
+	CacheAll bool
+	// PureBuiltins names the host's builtins that are pure (their result
+	// depends only on their arguments; they change nothing), so that
+	// functions calling them can be cached: "name" for a predeclared
+	// builtin, "module.name" for a member of a module in Modules.
+	PureBuiltins []string
 	// Remote, if set (`--nats`), runs job items, @semisync calls and
 	// @future calls elsewhere (see remote.go); a task whose function or
 	// arguments are not portable is refused before anything is sent.
@@ -108,6 +122,9 @@ type Interpreter struct {
 	predecl     starlark.StringDict
 	modulesOnce sync.Once
 	mods        map[string]starlark.StringDict
+
+	cacheOnce sync.Once
+	cache     interpCache // the result cache's purity rules and totals (cache.go)
 }
 
 // New returns an interpreter configured by opts.

@@ -18,7 +18,8 @@ import (
 //
 //	job(func, items, args=[], processes=4, timeout=None,
 //	    suppress_worker_exceptions=False, no_daemon=False, ordered=True,
-//	    progress=None, keep_results=True)          a job (SynchronousJob is the same)
+//	    progress=None, keep_results=True, cache=None)
+//	                                            a job (SynchronousJob is the same); cache: see cache.go
 //	j.run_multi_processed(_future=False)        func(item, *args) for each item on `processes`
 //	                                            workers; the list of results in input order
 //	j.run(_future=False)                        the same
@@ -84,6 +85,7 @@ type jobValue struct {
 	ordered   bool
 	progress  starlark.Value // None, True or False
 	keep      bool
+	cache     cacheMode // the cache= argument (cache.go)
 }
 
 var (
@@ -106,12 +108,17 @@ func newJob(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwarg
 		ordered                  = true
 		progress  starlark.Value = starlark.None
 		keep                     = true
+		cacheArg  starlark.Value = starlark.None
 	)
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
 		"func", &fn, "items", &items, "args?", &extra, "processes?", &processes,
 		"timeout?", &timeout, "suppress_worker_exceptions?", &suppress,
 		"no_daemon?", &noDaemon, "ordered?", &ordered, "progress?", &progress,
-		"keep_results?", &keep); err != nil {
+		"keep_results?", &keep, "cache?", &cacheArg); err != nil {
+		return nil, err
+	}
+	mode, err := cacheModeOf(b.Name(), cacheArg)
+	if err != nil {
 		return nil, err
 	}
 	if processes < 1 {
@@ -123,7 +130,7 @@ func newJob(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwarg
 		return nil, fmt.Errorf("%s: progress: got %s, want True, False or None", b.Name(), progress.Type())
 	}
 	j := &jobValue{fn: fn, items: items, processes: processes, timeout: timeout.D,
-		suppress: suppress, ordered: ordered, progress: progress, keep: keep}
+		suppress: suppress, ordered: ordered, progress: progress, keep: keep, cache: mode}
 	if extra != nil {
 		it := extra.Iterate()
 		defer it.Done()
@@ -187,6 +194,9 @@ func jobRun(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwarg
 		in: in, rn: rn, j: j, op: b.Name(), where: scriptPos(th), id: ts.nextChild().id(),
 		background: isWorker(th), bar: !isWorker(th),
 	}
+	if r.cache, err = rn.cacheFunc(b.Name(), j.fn, j.cache); err != nil {
+		return nil, err
+	}
 	return r.run(contextOf(th), th)
 }
 
@@ -210,6 +220,9 @@ func (j *jobValue) start(th *starlark.Thread, op string) (starlark.Value, error)
 		return nil, err
 	}
 	r := jobRunner{in: in, rn: rn, j: j, op: op, where: scriptPos(th), id: stateOf(th).nextChild().id(), background: true}
+	if r.cache, err = rn.cacheFunc(op, j.fn, j.cache); err != nil {
+		return nil, err
+	}
 	desc := fmt.Sprintf("job %s started at %s", j.fn.Name(), r.where)
 	fut := engine.Go(rn.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		wth := workerThread.Get(w)
@@ -228,11 +241,12 @@ type jobRunner struct {
 	in         *Interpreter
 	rn         *Run
 	j          *jobValue
-	op         string  // the builtin, for errors
-	where      string  // the line that called run
-	id         *taskID // the run's identity: item i is its child i
-	background bool    // items must pass the background rule
-	bar        bool    // a progress bar may be shown
+	op         string      // the builtin, for errors
+	where      string      // the line that called run
+	id         *taskID     // the run's identity: item i is its child i
+	background bool        // items must pass the background rule
+	bar        bool        // a progress bar may be shown
+	cache      *cachedFunc // the items are cached (cache.go), if set
 }
 
 // run maps the job's function over its items on ex; th is the calling
@@ -349,6 +363,15 @@ func (r *jobRunner) startWorker(caller *engine.Worker) func(ctx context.Context,
 			args[0] = item
 			var v starlark.Value
 			var err error
+			var cc *cachedCall
+			if r.cache != nil {
+				if cc, v, err = r.cachedItem(args); v != nil || err != nil {
+					if reuse {
+						args[0] = nil
+					}
+					return v, err // a hit: the function does not run
+				}
+			}
 			if timeout {
 				ts.bind(th, ctx) // the item's own context, with its deadline
 			}
@@ -365,6 +388,9 @@ func (r *jobRunner) startWorker(caller *engine.Worker) func(ctx context.Context,
 			}
 			if err := r.in.prepareResult(v); err != nil {
 				return nil, err
+			}
+			if cc != nil {
+				r.rn.store(cc, v)
 			}
 			return v, nil
 		}

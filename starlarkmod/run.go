@@ -40,6 +40,7 @@ type Run struct {
 
 	sem    *semisyncState
 	tasks  taskLog
+	cache  runCache // the result cache's counts (cache.go)
 	pipes  pipelines
 	remote remoteRun // remote.go
 

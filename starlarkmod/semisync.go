@@ -95,6 +95,7 @@ type semisyncFunc struct {
 	fn       starlark.Callable
 	callback starlark.Value // nil if none
 	deps     []*semisyncFunc
+	cache    cacheMode // the cache= argument (cache.go)
 }
 
 var (
@@ -205,12 +206,16 @@ func (semisyncValue) AttrNames() []string { return builtin.SortedKeys(semisyncMe
 func (semisyncValue) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if len(args) == 1 && len(kwargs) == 0 {
 		if _, ok := args[0].(starlark.Callable); ok {
-			return decorateSemisync(args[0], nil, nil)
+			return decorateSemisync(args[0], nil, nil, cacheDefault)
 		}
 	}
-	var callback starlark.Value = starlark.None
+	var callback, cacheArg starlark.Value = starlark.None, starlark.None
 	var deps *starlark.List
-	if err := starlark.UnpackArgs("semisync", args, kwargs, "callback?", &callback, "dependencies?", &deps); err != nil {
+	if err := starlark.UnpackArgs("semisync", args, kwargs, "callback?", &callback, "dependencies?", &deps, "cache?", &cacheArg); err != nil {
+		return nil, err
+	}
+	mode, err := cacheModeOf("semisync", cacheArg)
+	if err != nil {
 		return nil, err
 	}
 	if callback != starlark.None {
@@ -233,11 +238,11 @@ func (semisyncValue) CallInternal(th *starlark.Thread, args starlark.Tuple, kwar
 		if err := starlark.UnpackPositionalArgs("semisync", args, kwargs, 1, &fn); err != nil {
 			return nil, err
 		}
-		return decorateSemisync(fn, callback, ds)
+		return decorateSemisync(fn, callback, ds, mode)
 	}), nil
 }
 
-func decorateSemisync(fn starlark.Value, callback starlark.Value, deps []*semisyncFunc) (starlark.Value, error) {
+func decorateSemisync(fn starlark.Value, callback starlark.Value, deps []*semisyncFunc, mode cacheMode) (starlark.Value, error) {
 	c, ok := fn.(starlark.Callable)
 	if !ok {
 		return nil, fmt.Errorf("semisync: got %s, want a function", fn.Type())
@@ -245,7 +250,7 @@ func decorateSemisync(fn starlark.Value, callback starlark.Value, deps []*semisy
 	if callback == starlark.None {
 		callback = nil
 	}
-	return &semisyncFunc{name: c.Name(), fn: c, callback: callback, deps: deps}, nil
+	return &semisyncFunc{name: c.Name(), fn: c, callback: callback, deps: deps, cache: mode}, nil
 }
 
 func semisyncClear(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -262,6 +267,7 @@ func semisyncClear(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	st.queue = nil
 	st.completed = map[*semisyncFunc]int{}
 	st.mu.Unlock()
+	r.forgetSemisync()
 	for _, c := range queue {
 		c.resolve(nil, fmt.Errorf("%s was cleared before semisync.begin ran it", c))
 	}
@@ -349,10 +355,6 @@ func (rn *Run) planBegin(th *starlark.Thread, op string, batch []*semiCall, back
 				return nil, err
 			}
 		}
-		var err error
-		if remote[i], err = rn.remoteCall(op, c.fn.fn, c.args, c.kwargs, c.key, c.where); err != nil {
-			return nil, err
-		}
 	}
 	st := rn.sem
 	st.mu.Lock()
@@ -367,6 +369,17 @@ func (rn *Run) planBegin(th *starlark.Thread, op string, batch []*semiCall, back
 				return nil, fmt.Errorf("%s: %s depends on %s, which has no queued or completed call; queue %s() first or drop the dependency",
 					op, c, d.name, d.name)
 			}
+		}
+	}
+	// The cache's plan first: cache=True on an impure function says why
+	// it is impure rather than why it cannot go to the cluster.
+	cached, err := rn.planSemisync(op, batch)
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range batch {
+		if remote[i], err = rn.remoteCall(op, c.fn.fn, c.args, c.kwargs, c.key, c.where); err != nil {
+			return nil, err
 		}
 	}
 	// A node names only nodes added before it, so the calls of a function go
@@ -414,12 +427,18 @@ func (rn *Run) planBegin(th *starlark.Thread, op string, batch []*semiCall, back
 			}
 			deps = append(deps, j)
 		}
+		var cc *cachedCall
+		if cached != nil {
+			cc = cached[i]
+		}
 		rc := remote[i]
 		ids[i] = r.graph.Add(func(ctx context.Context, w *engine.Worker) (any, error) {
-			if rc != nil {
-				return rn.runRemote(ctx, w, rc)
-			}
-			return rn.runTask(ctx, w, c.key, c.fn.fn, c.args, c.kwargs)
+			return rn.cached(cc, func() (starlark.Value, error) {
+				if rc != nil {
+					return rn.runRemote(ctx, w, rc)
+				}
+				return rn.runTask(ctx, w, c.key, c.fn.fn, c.args, c.kwargs)
+			})
 		}, deps...)
 		node(ids[i], i)
 	}

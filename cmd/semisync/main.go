@@ -96,6 +96,7 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 	registerCoreFlags(fs, c)
 	registerCompileFlags(fs, c)
 	registerObserveFlags(fs, c) // observe.go
+	registerCacheFlags(fs, c)   // cache.go
 }
 
 // registerCoreFlags defines the flags of running a script.
@@ -131,6 +132,7 @@ type subcommand struct {
 var subcommands = map[string]subcommand{
 	"repl":    {runREPL, "start the interactive REPL (also: no script)"},
 	"version": {func(c *config, _ []string) int { return printVersion(c) }, "print the version"},
+	"cache":   {func(c *config, args []string) int { return cacheCommand(args, c.stdout, c.stderr) }, "show or clear the result cache: cache stats|clear [--cache DIR]"},
 }
 
 func printVersion(c *config) int {
