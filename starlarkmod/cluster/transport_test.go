@@ -273,3 +273,54 @@ func TestWireRoundTrip(t *testing.T) {
 		assert.Error(t, err)
 	}
 }
+
+func TestServerRestartLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Serve(ServeOptions{Addr: "127.0.0.1:0", StoreDir: dir})
+	require.NoError(t, err)
+	addr := s.Addr().String()
+	var calls atomic.Int64
+	slow := func(ctx context.Context, fn []byte, sum string, files func(string) ([]byte, error), args []byte, out func(string)) ([]byte, error) {
+		calls.Add(1)
+		select {
+		case <-time.After(2 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return bytes.ToUpper(args), nil
+	}
+	// Connections are closed (by the cleanups registered after this one)
+	// before the last server stops.
+	var last *server.Server
+	t.Cleanup(func() { last.Shutdown(); last.WaitForShutdown() })
+	last = s
+	startWorker(t, s, WorkerOptions{Name: "w1", Concurrency: 2, AckWait: time.Second, Exec: slow})
+	startWorker(t, s, WorkerOptions{Name: "w2", Concurrency: 2, AckWait: time.Second, Exec: slow})
+	e := newExecutor(t, s, Options{})
+
+	items := make([]string, 2000)
+	for i := range items {
+		items[i] = fmt.Sprintf("item%d", i)
+	}
+	ran := make(chan error, 1)
+	var c collected
+	go func() { ran <- e.run(context.Background(), batchOf("upper", items...), c.done) }()
+	require.Eventually(t, func() bool { return calls.Load() >= 200 }, 30*time.Second, time.Millisecond)
+	s.Shutdown()
+	s.WaitForShutdown()
+	s2, err := Serve(ServeOptions{Addr: addr, StoreDir: dir})
+	require.NoError(t, err)
+	last = s2
+	select {
+	case err := <-ran:
+		require.NoError(t, err)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the run did not finish after the restart: %d of %d results", len(c.vals), len(items))
+	}
+	require.Len(t, c.vals, len(items))
+	for i, it := range items {
+		assert.Equal(t, strings.ToUpper(it), c.vals[i])
+	}
+	assert.Zero(t, c.dups)
+	t.Logf("%d executions for %d items", calls.Load(), len(items))
+}
