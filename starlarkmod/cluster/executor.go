@@ -371,7 +371,11 @@ func (e *Executor) publish(ctx context.Context, c *call, b *Batch) error {
 		}
 		data := tm.encode()
 		ch := &chunk{c: c, indexes: make([]int, 0, end-start)}
+		// The message id names the chunk within this call: a publish retried
+		// after a lost ack is a duplicate; the same items sent again by
+		// another call are not.
 		h := sha256.New()
+		fmt.Fprintf(h, "%s %d\x00", e.client, c.key)
 		for i := start; i < end; i++ {
 			ch.indexes = append(ch.indexes, i)
 			io.WriteString(h, b.Items[i].ID) //nolint:errcheck // hashes do not fail
