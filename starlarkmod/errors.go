@@ -32,6 +32,16 @@ func errText(err error) string {
 		return e.Backtrace()
 	case *TaskError:
 		return e.Error() // already carries the task's traceback
+	case *RemoteError:
+		return e.text()
+	}
+	var re *RemoteError
+	if errors.As(err, &re) {
+		msg := err.Error()
+		if prefix, ok := strings.CutSuffix(msg, re.Msg); ok && prefix != "" {
+			return strings.TrimRight(prefix, ": ") + ":\n" + indent(re.text())
+		}
+		return re.text()
 	}
 	var ee *starlark.EvalError
 	if errors.As(err, &ee) {

@@ -63,9 +63,16 @@ func startFuture(th *starlark.Thread, fn starlark.Callable, op string, args star
 		return nil, err
 	}
 	call := &futureCall{fn: fn, args: args, kwargs: kwargs, pos: callerPosition(th)}
-	rec := r.recordOf(op, call)
 	key := stateOf(th).nextChild()
+	rc, err := r.remoteCall(fn.Name(), fn, args, kwargs, key, call.pos) // nil without a cluster
+	if err != nil {
+		return nil, err
+	}
+	rec := r.recordOf(op, call)
 	f := engine.Go(r.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
+		if rc != nil {
+			return r.runRemote(ctx, w, rc)
+		}
 		return r.runTask(ctx, w, key, fn, args, kwargs)
 	})
 	f.OnDone(func() {

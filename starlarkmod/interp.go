@@ -18,6 +18,7 @@ import (
 	"github.com/semisync/semisync/starlarkmod/internal/builtin"
 	"github.com/semisync/semisync/starlarkmod/internal/crossing"
 	"github.com/semisync/semisync/starlarkmod/internal/decorator"
+	"github.com/semisync/semisync/starlarkmod/internal/portable"
 	"github.com/semisync/semisync/starlarkmod/random"
 )
 
@@ -54,6 +55,10 @@ type Options struct {
 	// creates (main threads and workers) before it runs any code, to set
 	// the host's thread-locals.
 	ThreadInit func(th *starlark.Thread)
+	// Remote, if set (`--nats`), runs job items, @semisync calls and
+	// @future calls elsewhere (see remote.go); a task whose function or
+	// arguments are not portable is refused before anything is sent.
+	Remote Remote
 }
 
 // An Interpreter runs semisync scripts. It holds the configuration, a
@@ -72,6 +77,8 @@ type Interpreter struct {
 	root   string // default load root of runs; "" means the script's directory
 
 	cross crossing.Checker // analyses, finished modules, values found safe for good
+
+	remoteFns remoteCache // functions decoded by ExecRemote
 
 	predeclOnce sync.Once
 	predecl     starlark.StringDict
@@ -266,8 +273,14 @@ var workerThread engine.Local[*starlark.Thread]
 // run's main thread).
 func (in *Interpreter) newThread(name string, w *engine.Worker, pooled bool) *starlark.Thread {
 	th := &starlark.Thread{
-		Name:  name,
-		Print: func(_ *starlark.Thread, msg string) { in.out.line(msg) },
+		Name: name,
+		Print: func(th *starlark.Thread, msg string) {
+			if r := runOf(th); r != nil && r.remote.out != nil {
+				r.remote.out(msg) // a task run for a cluster caller
+				return
+			}
+			in.out.line(msg)
+		},
 	}
 	if !pooled {
 		th.Load = func(th *starlark.Thread, module string) (starlark.StringDict, error) {
@@ -483,6 +496,7 @@ func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, 
 		return nil, err
 	}
 	in.cross.Add(prog, crossing.Analyze(f))
+	portable.Register(prog, f, src)
 	return prog, nil
 }
 
@@ -490,7 +504,11 @@ func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, 
 // opts, which should be [FileOptions] or a copy of them with changes (the
 // REPL sets LoadBindsGlobally), for [Run.ExecSyntax].
 func Parse(opts *syntax.FileOptions, filename string, src []byte) (*syntax.File, error) {
-	return decorator.Parse(opts, filename, src, 0)
+	f, err := decorator.Parse(opts, filename, src, 0)
+	if err == nil {
+		portable.NoteSource(f, src)
+	}
+	return f, err
 }
 
 // ExecSyntax compiles f, a file from [Parse] that the caller may have
@@ -513,6 +531,7 @@ func (r *Run) ExecSyntax(ctx context.Context, th *starlark.Thread, f *syntax.Fil
 		return nil, err
 	}
 	r.in.cross.Add(prog, crossing.Analyze(f))
+	portable.Register(prog, f, nil)
 	defer r.in.cross.Finish(prog)
 	return withContext(ctx, th, func() (starlark.StringDict, error) {
 		g, err := prog.Init(th, env)

@@ -238,6 +238,9 @@ type jobRunner struct {
 // run maps the job's function over its items on ex; th is the calling
 // thread, which pulls the items, and caller its worker.
 func (r *jobRunner) run(ctx context.Context, th *starlark.Thread) (_ starlark.Value, err error) {
+	if r.in.opts.Remote != nil {
+		return r.runRemote(ctx, th) // remote.go
+	}
 	caller := workerOf(th)
 	j := r.j
 	rec := r.rn.record("job", fmt.Sprintf("%s over %s items, run at %s", j.fn.Name(), j.items.Type(), r.where))

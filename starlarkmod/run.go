@@ -37,9 +37,10 @@ type Run struct {
 	predecl starlark.StringDict // the interpreter's, with this run's dispatcher
 	mods    map[string]starlark.StringDict
 
-	sem   *semisyncState
-	tasks taskLog
-	pipes pipelines
+	sem    *semisyncState
+	tasks  taskLog
+	pipes  pipelines
+	remote remoteRun // remote.go
 
 	// waitKick wakes Wait when a future it waits for ends, or a thread
 	// starts waiting for the result of a consumer nobody closed.

@@ -327,6 +327,7 @@ func (rn *Run) planBegin(th *starlark.Thread, op string, batch []*semiCall, back
 	r := &beginRun{in: in, rn: rn, op: op, batch: batch, where: callerPos(th)}
 	r.graph.Grow(len(batch))
 	byFn := map[*semisyncFunc][]int{}
+	remote := make([]*remoteCall, len(batch)) // remote.go: nil without a cluster
 	for i, c := range batch {
 		byFn[c.fn] = append(byFn[c.fn], i)
 		// The arguments were prepared when the call was queued; the
@@ -346,6 +347,10 @@ func (rn *Run) planBegin(th *starlark.Thread, op string, batch []*semiCall, back
 			if err := in.prepareArgs(th, op, true, nil, c.args, c.kwargs); err != nil {
 				return nil, err
 			}
+		}
+		var err error
+		if remote[i], err = rn.remoteCall(op, c.fn.fn, c.args, c.kwargs, c.key, c.where); err != nil {
+			return nil, err
 		}
 	}
 	st := rn.sem
@@ -408,7 +413,11 @@ func (rn *Run) planBegin(th *starlark.Thread, op string, batch []*semiCall, back
 			}
 			deps = append(deps, j)
 		}
+		rc := remote[i]
 		ids[i] = r.graph.Add(func(ctx context.Context, w *engine.Worker) (any, error) {
+			if rc != nil {
+				return rn.runRemote(ctx, w, rc)
+			}
 			return rn.runTask(ctx, w, c.key, c.fn.fn, c.args, c.kwargs)
 		}, deps...)
 		node(ids[i], i)
