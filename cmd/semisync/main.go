@@ -38,6 +38,9 @@ func main() { os.Exit(doMain(os.Args[1:], os.Stdout, os.Stderr)) }
 var errInterrupted = errors.New("interrupted")
 
 func doMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "worker" {
+		return workerMain(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("semisync", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	sequential := fs.Bool("sequential", os.Getenv("SEMISYNC_SEQUENTIAL") == "1", "run all work on one thread in a deterministic order (also SEMISYNC_SEQUENTIAL=1)")
@@ -45,6 +48,7 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 	maxSteps := fs.Uint64("max-steps", 0, "limit each thread (the script, each task) to `N` Starlark steps (0: no limit)")
 	timeout := fs.Duration("timeout", 0, "stop the script after `DURATION` (e.g. 30s) and exit 1")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	nats := addNATSFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -105,7 +109,7 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 		defer stop()
 	}
 
-	in := starlarkmod.New(starlarkmod.Options{
+	opts := starlarkmod.Options{
 		Stdout:     stdout,
 		Stderr:     stderr,
 		Sequential: *sequential,
@@ -113,8 +117,15 @@ func doMain(args []string, stdout, stderr io.Writer) int {
 		Seeded:     seeded,
 		MaxSteps:   *maxSteps,
 		Args:       fs.Args(),
-	})
-	_, err := in.ExecFile(ctx, fs.Arg(0))
+	}
+	closeRemote, err := nats.apply(ctx, &opts, stdout, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer closeRemote()
+	in := starlarkmod.New(opts)
+	_, err = in.ExecFile(ctx, fs.Arg(0))
 	if cerr := in.Close(); err == nil {
 		err = cerr
 	}

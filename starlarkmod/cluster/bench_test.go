@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/semisync/semisync/starlarkmod"
 )
 
 // BenchmarkTransport measures the cluster's own cost: b.N trivial items
@@ -17,12 +19,12 @@ func BenchmarkTransport(b *testing.B) {
 	e := newExecutor(b, s, Options{})
 	batch := batchOf("upper")
 	for i := range b.N {
-		batch.Items = append(batch.Items, Item{ID: fmt.Sprintf("item-%d", i), Args: []byte("x")})
+		batch.Items = append(batch.Items, starlarkmod.RemoteItem{ID: fmt.Sprintf("item-%d", i), Args: []byte("x")})
 	}
 	var c collected
 	b.ResetTimer()
 	start := time.Now()
-	if err := e.run(context.Background(), batch, c.done); err != nil {
+	if err := e.Run(context.Background(), batch, c.done); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tasks/s")

@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/semisync/semisync/starlarkmod"
 )
 
 // Options configure an [Executor].
@@ -28,7 +30,7 @@ type Options struct {
 	Stdout, Stderr io.Writer
 	// ChunkSize is the most items sent in one message (default 64): fewer
 	// messages is more throughput, smaller chunks spread short jobs over
-	// more workers. Batches are cut into at least 64 messages when they
+	// more workers. Batches are cut into at least 16 messages when they
 	// have that many items.
 	ChunkSize int
 	// WaitNotice is how long a call may see no progress before the
@@ -213,23 +215,13 @@ func (e *Executor) Close() error {
 	return err
 }
 
-// Batch is one function over items, as starlarkmod.RemoteBatch gives it.
-type Batch struct {
-	Name  string
-	Fn    []byte
-	FnSum string
-	Files map[string][]byte
-	Items []Item
-}
-
-// Item is one task of a Batch.
-type Item struct {
-	ID   string
-	Args []byte
-}
-
-// run sends b and calls done once per item; see starlarkmod.Remote.
-func (e *Executor) run(ctx context.Context, b *Batch, done func(i int, result []byte, err error)) error {
+// Run sends b's items to the workers and calls done once per item (from
+// the goroutine that reads results) with the portable-encoded result or a
+// *starlarkmod.RemoteError. It returns when every item is done, or when
+// ctx is cancelled: then it tells the workers to stop the batch's items,
+// removes its messages that no worker finished from the stream, and
+// returns ctx's error.
+func (e *Executor) Run(ctx context.Context, b *starlarkmod.RemoteBatch, done func(i int, result []byte, err error)) error {
 	if len(b.Items) == 0 {
 		return nil
 	}
@@ -292,10 +284,11 @@ func (e *Executor) run(ctx context.Context, b *Batch, done func(i int, result []
 }
 
 // chunkSize is the number of items per message for a batch of n: at most
-// ChunkSize, and small enough that a batch makes 64 messages when it can,
-// so that short jobs of slow items still spread over many workers.
+// ChunkSize, and small enough that a batch makes 16 messages when it can,
+// so that short jobs of slow items still spread over many workers (a job
+// sends batches of 1024 items, four at a time: 64 messages in flight).
 func (e *Executor) chunkSize(n int) int {
-	k := (n + 63) / 64
+	k := (n + 15) / 16
 	return max(1, min(k, e.opts.ChunkSize))
 }
 
@@ -307,7 +300,7 @@ func (e *Executor) maxChunkBytes() int {
 // publish sends c's chunks, keeping a bounded number of publishes in
 // flight, and records each chunk's stream sequence. A publish that fails
 // or is not acknowledged is retried with the same message id.
-func (e *Executor) publish(ctx context.Context, c *call, b *Batch) error {
+func (e *Executor) publish(ctx context.Context, c *call, b *starlarkmod.RemoteBatch) error {
 	subject := e.n.taskSubject(e.client, c.key)
 	per := e.chunkSize(len(b.Items))
 	limit := e.maxChunkBytes()
@@ -354,7 +347,7 @@ func (e *Executor) publish(ctx context.Context, c *call, b *Batch) error {
 			in.f = f
 		}
 	}
-	tm := taskMsg{Client: e.client, Call: c.key, Name: b.Name, FnSum: b.FnSum}
+	tm := taskMsg{Client: e.client, Call: c.key, Name: b.Name, FnSum: b.FnSum, Timeout: b.Timeout}
 	for start := 0; start < len(b.Items); {
 		tm.Items = tm.Items[:0]
 		size := 0
@@ -414,7 +407,7 @@ func (e *Executor) publish(ctx context.Context, c *call, b *Batch) error {
 
 // storeCode puts the function's encoding and the files it names into the
 // code store, once per executor and hash.
-func (e *Executor) storeCode(ctx context.Context, b *Batch) error {
+func (e *Executor) storeCode(ctx context.Context, b *starlarkmod.RemoteBatch) error {
 	if err := e.storeOne(ctx, b.FnSum, b.Fn); err != nil {
 		return err
 	}
@@ -683,14 +676,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// RemoteError is a task's failure as a worker saw it (until the
-// starlarkmod seam lands, the executor's own form of it).
-type RemoteError struct {
-	Worker, Msg, Trace string
-}
-
-func (e *RemoteError) Error() string { return e.Msg }
-
 func newRemoteError(worker, msg, trace string) error {
-	return &RemoteError{Worker: worker, Msg: msg, Trace: trace}
+	return &starlarkmod.RemoteError{Worker: worker, Msg: msg, Trace: trace}
 }
+
+var _ starlarkmod.Remote = (*Executor)(nil)

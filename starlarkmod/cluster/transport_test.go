@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/semisync/semisync/starlarkmod"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes.
@@ -68,7 +70,7 @@ func echoExec(calls *atomic.Int64) ExecFunc {
 		case "upper":
 			return bytes.ToUpper(args), nil
 		case "fail":
-			return nil, &RemoteError{Msg: "bad item " + string(args), Trace: "trace of " + string(args)}
+			return nil, &starlarkmod.RemoteError{Msg: "bad item " + string(args), Trace: "trace of " + string(args)}
 		case "sleep":
 			<-ctx.Done()
 			return nil, ctx.Err()
@@ -110,10 +112,10 @@ func newExecutor(t testing.TB, s *server.Server, o Options) *Executor {
 	return e
 }
 
-func batchOf(fn string, items ...string) *Batch {
-	b := &Batch{Name: fn, Fn: []byte(fn), FnSum: fmt.Sprintf("sum-%s", fn)}
+func batchOf(fn string, items ...string) *starlarkmod.RemoteBatch {
+	b := &starlarkmod.RemoteBatch{Name: fn, Fn: []byte(fn), FnSum: fmt.Sprintf("sum-%s", fn)}
 	for i, it := range items {
-		b.Items = append(b.Items, Item{ID: fmt.Sprintf("%s-%d-%s", fn, i, it), Args: []byte(it)})
+		b.Items = append(b.Items, starlarkmod.RemoteItem{ID: fmt.Sprintf("%s-%d-%s", fn, i, it), Args: []byte(it)})
 	}
 	return b
 }
@@ -157,7 +159,7 @@ func TestRoundTrip(t *testing.T) {
 		items[i] = fmt.Sprintf("item%d", i)
 	}
 	var c collected
-	require.NoError(t, e.run(context.Background(), batchOf("upper", items...), c.done))
+	require.NoError(t, e.Run(context.Background(), batchOf("upper", items...), c.done))
 	require.Len(t, c.vals, len(items))
 	for i, it := range items {
 		assert.Equal(t, strings.ToUpper(it), c.vals[i])
@@ -167,16 +169,16 @@ func TestRoundTrip(t *testing.T) {
 
 	// Errors carry the worker's name and the trace; lines are prefixed.
 	var f collected
-	require.NoError(t, e.run(context.Background(), batchOf("fail", "a", "b"), f.done))
+	require.NoError(t, e.Run(context.Background(), batchOf("fail", "a", "b"), f.done))
 	require.Len(t, f.errs, 2)
-	var re *RemoteError
+	var re *starlarkmod.RemoteError
 	require.True(t, errors.As(f.errs[1], &re))
 	assert.Equal(t, "bad item b", re.Msg)
 	assert.Equal(t, "trace of b", re.Trace)
 	assert.Contains(t, []string{"w1", "w2"}, re.Worker)
 
 	var p collected
-	require.NoError(t, e.run(context.Background(), batchOf("print", "x"), p.done))
+	require.NoError(t, e.Run(context.Background(), batchOf("print", "x"), p.done))
 	assert.Regexp(t, `^\[w[12]\] got x\n$`, out.String())
 }
 
@@ -187,7 +189,7 @@ func TestFilesTravelByHash(t *testing.T) {
 	b := batchOf("files", "h1", "h2")
 	b.Files = map[string][]byte{"h1": []byte("text one"), "h2": []byte("text two")}
 	var c collected
-	require.NoError(t, e.run(context.Background(), b, c.done))
+	require.NoError(t, e.Run(context.Background(), b, c.done))
 	assert.Equal(t, map[int]string{0: "text one", 1: "text two"}, c.vals)
 }
 
@@ -197,7 +199,7 @@ func TestWaitingForWorkers(t *testing.T) {
 	e := newExecutor(t, s, Options{Stderr: stderr, WaitNotice: 200 * time.Millisecond, URL: s.ClientURL()})
 	ran := make(chan error, 1)
 	var c collected
-	go func() { ran <- e.run(context.Background(), batchOf("upper", "a", "b", "c"), c.done) }()
+	go func() { ran <- e.Run(context.Background(), batchOf("upper", "a", "b", "c"), c.done) }()
 	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "waiting for workers") }, 20*time.Second, 20*time.Millisecond)
 	assert.Contains(t, stderr.String(), "nothing consumes stream SEMISYNC_TASKS on "+s.ClientURL())
 	startWorker(t, s, WorkerOptions{Name: "late", Exec: echoExec(nil)})
@@ -215,7 +217,7 @@ func TestCancelStopsWorkersAndPurges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	var c collected
-	go func() { ran <- e.run(ctx, batchOf("sleep", items...), c.done) }()
+	go func() { ran <- e.Run(ctx, batchOf("sleep", items...), c.done) }()
 	require.Eventually(t, func() bool { return calls.Load() >= 2 }, 20*time.Second, 5*time.Millisecond)
 	cancel()
 	require.ErrorIs(t, <-ran, context.Canceled)
@@ -243,7 +245,7 @@ func TestWorkerStopHandsBackTasks(t *testing.T) {
 	ran := make(chan error, 1)
 	var c collected
 	b := batchOf("sleep", "a", "b", "c")
-	go func() { ran <- e.run(context.Background(), b, c.done) }()
+	go func() { ran <- e.Run(context.Background(), b, c.done) }()
 	require.Eventually(t, func() bool { return calls.Load() >= 1 }, 20*time.Second, 5*time.Millisecond)
 	stop()
 	upper := echoExec(nil)
@@ -304,7 +306,7 @@ func TestServerRestartLosesNothing(t *testing.T) {
 	}
 	ran := make(chan error, 1)
 	var c collected
-	go func() { ran <- e.run(context.Background(), batchOf("upper", items...), c.done) }()
+	go func() { ran <- e.Run(context.Background(), batchOf("upper", items...), c.done) }()
 	require.Eventually(t, func() bool { return calls.Load() >= 200 }, 30*time.Second, time.Millisecond)
 	s.Shutdown()
 	s.WaitForShutdown()

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // The two message bodies the cluster sends, in a small length-prefixed
@@ -15,11 +16,12 @@ const wireVersion = 1
 
 // A taskMsg is one chunk of a batch: the items a worker runs together.
 type taskMsg struct {
-	Client string // the caller's id: results go to <prefix>.results.<Client>
-	Call   uint64 // the caller's number for the Run this chunk belongs to
-	Name   string // the function's name, for messages
-	FnSum  string // hex sha256 of the function's encoding (fetched by it)
-	Items  []taskItem
+	Client  string        // the caller's id: results go to <prefix>.results.<Client>
+	Call    uint64        // the caller's number for the Run this chunk belongs to
+	Name    string        // the function's name, for messages
+	FnSum   string        // hex sha256 of the function's encoding (fetched by it)
+	Timeout time.Duration // per item, if positive
+	Items   []taskItem
 }
 
 type taskItem struct {
@@ -120,6 +122,7 @@ func (m *taskMsg) encode() []byte {
 	e.uint(m.Call)
 	e.string(m.Name)
 	e.string(m.FnSum)
+	e.uint(uint64(max(m.Timeout, 0)))
 	e.uint(uint64(len(m.Items)))
 	for _, it := range m.Items {
 		e.uint(uint64(it.Index))
@@ -137,6 +140,7 @@ func decodeTask(b []byte) (*taskMsg, error) {
 	m.Call = d.uint()
 	m.Name = d.string()
 	m.FnSum = d.string()
+	m.Timeout = time.Duration(d.uint())
 	n := d.count(3)
 	m.Items = make([]taskItem, n)
 	for i := range m.Items {

@@ -12,10 +12,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/semisync/semisync/starlarkmod"
 )
 
-// ExecFunc runs one task item: starlarkmod's Interpreter.ExecRemote has
-// this shape. It returns the portable-encoded result; print lines go to
+// ExecFunc runs one task item: [starlarkmod.Interpreter.ExecRemote]. It returns the portable-encoded result; print lines go to
 // out, which may be called from several goroutines.
 type ExecFunc func(ctx context.Context, fn []byte, fnSum string, files func(hash string) ([]byte, error), args []byte, out func(line string)) ([]byte, error)
 
@@ -309,7 +310,7 @@ func (w *worker) handle(stop context.Context, msg jetstream.Msg) *pending {
 			ri.Failed = true
 			ri.Msg = fmt.Sprintf("cluster: worker %s cannot find the code of %s (%.12s) in %s: %v", w.o.Name, t.Name, t.FnSum, w.n.code, err)
 		} else {
-			ictx, cancel := context.WithCancel(w.hard)
+			ictx, cancel := starlarkmod.RemoteItemContext(w.hard, &starlarkmod.RemoteBatch{Timeout: t.Timeout})
 			w.track(key, &cancel, true)
 			var lmu sync.Mutex
 			lines := []string(nil)
@@ -349,11 +350,7 @@ func (w *worker) handle(stop context.Context, msg jetstream.Msg) *pending {
 
 // errorParts is how a failed item travels: its message and backtrace.
 func errorParts(err error) (msg, trace string) {
-	var re interface{ RemoteParts() (string, string) }
-	if errors.As(err, &re) {
-		return re.RemoteParts()
-	}
-	var rerr *RemoteError
+	var rerr *starlarkmod.RemoteError
 	if errors.As(err, &rerr) {
 		return rerr.Msg, rerr.Trace
 	}
