@@ -28,6 +28,7 @@ import (
 type testCluster struct {
 	t   *testing.T
 	bin string
+	dir string
 	srv *server.Server
 	url string
 	nc  *nats.Conn
@@ -41,9 +42,10 @@ func newTestCluster(t *testing.T) *testCluster {
 		t.Skip("builds the binary and starts processes")
 	}
 	bin := semisyncBinary(t)
-	s, err := cluster.Serve(cluster.ServeOptions{Addr: "127.0.0.1:0", StoreDir: t.TempDir()})
+	dir := t.TempDir()
+	s, err := cluster.Serve(cluster.ServeOptions{Addr: "127.0.0.1:0", StoreDir: dir})
 	require.NoError(t, err)
-	c := &testCluster{t: t, bin: bin, srv: s, url: s.ClientURL(), ws: map[string]*exec.Cmd{}}
+	c := &testCluster{t: t, bin: bin, dir: dir, srv: s, url: s.ClientURL(), ws: map[string]*exec.Cmd{}}
 	// Shut down in order: workers, our connection, then the server.
 	t.Cleanup(func() {
 		c.mu.Lock()
@@ -57,8 +59,8 @@ func newTestCluster(t *testing.T) *testCluster {
 		if c.nc != nil {
 			c.nc.Close()
 		}
-		s.Shutdown()
-		s.WaitForShutdown()
+		c.srv.Shutdown()
+		c.srv.WaitForShutdown()
 	})
 	c.nc, err = nats.Connect(c.url)
 	require.NoError(t, err)
@@ -77,6 +79,18 @@ func (c *testCluster) worker(name string, flags ...string) *exec.Cmd {
 	c.ws[name] = cmd
 	c.mu.Unlock()
 	return cmd
+}
+
+// restart stops the server and starts it again on the same port and
+// store, as a restarted nats-server would be.
+func (c *testCluster) restart() {
+	c.t.Helper()
+	addr := c.srv.Addr().String()
+	c.srv.Shutdown()
+	c.srv.WaitForShutdown()
+	s, err := cluster.Serve(cluster.ServeOptions{Addr: addr, StoreDir: c.dir})
+	require.NoError(c.t, err)
+	c.srv = s
 }
 
 // kill9 kills a worker with SIGKILL.
@@ -258,6 +272,19 @@ for r in results:
 print("total", total)
 `
 
+// killScriptTotal is what killScript prints as its total.
+func killScriptTotal() int {
+	n := 0
+	for i := range 20000 {
+		n += i % 7
+	}
+	total := 0
+	for x := range 600 {
+		total += n + x
+	}
+	return total
+}
+
 // TestClusterKill9 kills one of two workers with SIGKILL while it runs a
 // job's items: its tasks go to the other worker after the ack wait, and
 // the job's results are complete and correct.
@@ -275,14 +302,7 @@ func TestClusterKill9(t *testing.T) {
 	c.kill9("w1")
 	killedAt := strings.Count(stdout.String(), "] item ")
 	require.Equal(t, 0, exitCode(t, cmd, 3*time.Minute), stderr.String())
-	n := 0
-	for i := range 20000 {
-		n += i % 7
-	}
-	want := 0
-	for x := range 600 {
-		want += n + x
-	}
+	want := killScriptTotal()
 	out := stdout.String()
 	assert.True(t, strings.HasSuffix(out, fmt.Sprintf("results 600\ntotal %d\n", want)), "the job's results are wrong or incomplete")
 	assert.Less(t, killedAt, 600, "the job was over when w1 was killed")
@@ -290,6 +310,25 @@ func TestClusterKill9(t *testing.T) {
 	for x := range 600 {
 		assert.Equal(t, 1, len(regexp.MustCompile(fmt.Sprintf(`(?m)^\[w[12]\] item %d$`, x)).FindAllString(out, -1)), "item %d", x)
 	}
+}
+
+// TestClusterServerRestart restarts the server (file storage) in the
+// middle of a job: callers and workers reconnect, and the job's results
+// are complete and correct.
+func TestClusterServerRestart(t *testing.T) {
+	c := newTestCluster(t)
+	c.worker("w1", "--concurrency", "2")
+	c.worker("w2", "--concurrency", "2")
+	c.waitWorkers(2)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "restart.star")
+	require.NoError(t, os.WriteFile(script, []byte(killScript), 0o644))
+	cmd, stdout, stderr := c.caller(dir, script)
+	require.Eventually(t, func() bool { return strings.Count(stdout.String(), "] item ") >= 20 }, 2*time.Minute, 5*time.Millisecond, "no results: %s", stderr)
+	c.restart()
+	require.Equal(t, 0, exitCode(t, cmd, 3*time.Minute), stderr.String())
+	out := stdout.String()
+	assert.True(t, strings.HasSuffix(out, fmt.Sprintf("results 600\ntotal %d\n", killScriptTotal())), "the job's results are wrong or incomplete")
 }
 
 // TestClusterMaxDeliver: a task that kills every worker that runs it
