@@ -26,7 +26,7 @@ import (
 // A testCluster is an embedded JetStream server (127.0.0.1, random port,
 // temp store) and worker processes started from the built binary.
 type testCluster struct {
-	t   *testing.T
+	t   testing.TB
 	bin string
 	dir string
 	srv *server.Server
@@ -36,7 +36,7 @@ type testCluster struct {
 	ws  map[string]*exec.Cmd
 }
 
-func newTestCluster(t *testing.T) *testCluster {
+func newTestCluster(t testing.TB) *testCluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the binary and starts processes")
@@ -175,7 +175,7 @@ func (s *syncBuf) String() string {
 }
 
 type testLog struct {
-	t      *testing.T
+	t      testing.TB
 	prefix string
 	mu     sync.Mutex
 }

@@ -3,6 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -31,4 +34,30 @@ func BenchmarkTransport(b *testing.B) {
 	if len(c.vals) != b.N {
 		b.Fatalf("%d results for %d items", len(c.vals), b.N)
 	}
+}
+
+// BenchmarkJobInProcess: a script's job of b.N trivial items through an
+// embedded server to two in-process workers running Starlark with
+// Interpreter.ExecRemote (the whole path but the processes; profile it
+// with -cpuprofile).
+func BenchmarkJobInProcess(b *testing.B) {
+	s := startServer(b, b.TempDir())
+	for _, name := range []string{"w1", "w2"} {
+		win := starlarkmod.New(starlarkmod.Options{Stdout: io.Discard, Stderr: io.Discard})
+		b.Cleanup(func() { win.Close() })
+		startWorker(b, s, WorkerOptions{Name: name, Concurrency: 1, Exec: win.ExecRemote})
+	}
+	e := newExecutor(b, s, Options{})
+	in := starlarkmod.New(starlarkmod.Options{Stdout: io.Discard, Stderr: os.Stderr, Remote: e})
+	defer in.Close()
+	path := filepath.Join(b.TempDir(), "job.star")
+	if err := os.WriteFile(path, fmt.Appendf(nil, "def f(x):\n    return x\nr = job(f, range(%d), progress = False).run()\n", b.N), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	if _, err := in.ExecFile(context.Background(), path); err != nil {
+		b.Fatal(starlarkmod.FormatError(err))
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tasks/s")
 }
