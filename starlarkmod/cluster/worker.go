@@ -299,6 +299,12 @@ func (w *worker) handle(stop context.Context, msg jetstream.Msg) *pending {
 		p.futures = append(p.futures, w.publish(m))
 		out = nil
 	}
+	// The message's items run under one context, which a cancel of their
+	// call (onCancel) or the end of the grace period cancels.
+	mctx, mcancel := context.WithCancel(w.hard)
+	defer mcancel()
+	w.track(key, &mcancel, true)
+	defer w.track(key, &mcancel, false)
 	last := time.Now()
 	for _, it := range t.Items {
 		if stop.Err() != nil && w.hard.Err() != nil {
@@ -310,8 +316,11 @@ func (w *worker) handle(stop context.Context, msg jetstream.Msg) *pending {
 			ri.Failed = true
 			ri.Msg = fmt.Sprintf("cluster: worker %s cannot find the code of %s (%.12s) in %s: %v", w.o.Name, t.Name, t.FnSum, w.n.code, err)
 		} else {
-			ictx, cancel := starlarkmod.RemoteItemContext(w.hard, &starlarkmod.RemoteBatch{Timeout: t.Timeout})
-			w.track(key, &cancel, true)
+			ictx := mctx
+			var cancel context.CancelFunc = func() {}
+			if t.Timeout > 0 {
+				ictx, cancel = starlarkmod.RemoteItemContext(mctx, &starlarkmod.RemoteBatch{Timeout: t.Timeout})
+			}
 			var lmu sync.Mutex
 			lines := []string(nil)
 			res, xerr := w.o.Exec(ictx, fn, t.FnSum, w.files, it.Args, func(l string) {
@@ -319,7 +328,6 @@ func (w *worker) handle(stop context.Context, msg jetstream.Msg) *pending {
 				lines = append(lines, l)
 				lmu.Unlock()
 			})
-			w.track(key, &cancel, false)
 			cancel()
 			if w.isCancelled(key) {
 				break // the caller gave up on this call
