@@ -410,3 +410,38 @@ print(job(f, [1, 2], progress = False).run())
 	assert.Equal(t, 0, exitCode(t, cmd, time.Minute), stderr.String())
 	assert.Equal(t, "[1, 2]\n", stdout.String())
 }
+
+// TestClusterWorkerSIGTERM: a worker stopped with SIGTERM finishes the
+// items it runs, hands back the tasks it has not started, and exits 0;
+// another worker finishes the job.
+func TestClusterWorkerSIGTERM(t *testing.T) {
+	c := newTestCluster(t)
+	w1 := c.worker("w1", "--concurrency", "2")
+	c.waitWorkers(1)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "nap.star")
+	require.NoError(t, os.WriteFile(script, []byte(`
+def nap(x):
+    sleep(1)
+    print("napped", x)
+    return x
+
+print(job(nap, range(8), processes = 8, progress = False).run())
+`), 0o644))
+	cmd, stdout, stderr := c.caller(dir, script)
+	require.Eventually(t, func() bool {
+		info := c.consumer()
+		return info != nil && info.NumAckPending >= 2
+	}, time.Minute, 5*time.Millisecond, "w1 took no task")
+	require.NoError(t, w1.Process.Signal(syscall.SIGTERM))
+	assert.Equal(t, 0, exitCode(t, w1, 30*time.Second))
+	c.mu.Lock()
+	delete(c.ws, "w1")
+	c.mu.Unlock()
+	c.worker("w2", "--concurrency", "8")
+	require.Equal(t, 0, exitCode(t, cmd, time.Minute), stderr.String())
+	out := stdout.String()
+	assert.True(t, strings.HasSuffix(out, "[0, 1, 2, 3, 4, 5, 6, 7]\n"), out)
+	assert.Regexp(t, `\[w1\] napped`, out, "w1 did not finish the items it ran")
+	assert.Regexp(t, `\[w2\] napped`, out)
+}

@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -325,4 +328,43 @@ func TestServerRestartLosesNothing(t *testing.T) {
 	}
 	assert.Zero(t, c.dups)
 	t.Logf("%d executions for %d items", calls.Load(), len(items))
+}
+
+// TestCredentials: a server that requires a user and password (set in a
+// nats-server configuration file) accepts them in the URL and refuses a
+// connection without them.
+func TestCredentials(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "server.conf")
+	require.NoError(t, os.WriteFile(conf, []byte("authorization {\n  user: alice\n  password: s3cret\n}\n"), 0o600))
+	s, err := Serve(ServeOptions{Addr: "127.0.0.1:0", StoreDir: dir, ConfigFile: conf})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	port := s.Addr().(*net.TCPAddr).Port
+
+	_, err = Connect(fmt.Sprintf("nats://127.0.0.1:%d", port), ConnectOptions{})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Authorization Violation")
+	_, err = Connect(fmt.Sprintf("nats://alice:wrong@127.0.0.1:%d", port), ConnectOptions{})
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "wrong", "the password is shown")
+
+	nc, err := Connect(fmt.Sprintf("nats://alice:s3cret@127.0.0.1:%d", port), ConnectOptions{})
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	wctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- RunWorker(wctx, nc, WorkerOptions{Name: "w", Exec: echoExec(nil)}) }()
+	t.Cleanup(func() { stop(); require.NoError(t, <-done) })
+	e, err := New(context.Background(), nc, Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Close()) })
+	var c collected
+	require.NoError(t, e.Run(context.Background(), batchOf("upper", "a"), c.done))
+	assert.Equal(t, map[int]string{0: "A"}, c.vals)
+}
+
+func TestRedact(t *testing.T) {
+	assert.Equal(t, "nats://alice:xxxxx@host:4222", Redact("nats://alice:s3cret@host:4222"))
+	assert.Equal(t, "nats://host:4222", Redact("nats://host:4222"))
 }
