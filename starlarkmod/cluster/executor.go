@@ -203,6 +203,18 @@ func (e *Executor) Close() error {
 	e.msgs.Stop()
 	err := e.adv.Unsubscribe()
 	e.wg.Wait()
+	// Calls still waiting get an error for each item left.
+	e.mu.Lock()
+	calls := make([]*call, 0, len(e.calls))
+	for _, c := range e.calls {
+		calls = append(calls, c)
+	}
+	e.mu.Unlock()
+	for _, c := range calls {
+		for i := range c.fin {
+			c.finish(i, nil, errors.New("cluster: the executor was closed"))
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if e.nc.IsConnected() {

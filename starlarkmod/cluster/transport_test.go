@@ -368,3 +368,22 @@ func TestRedact(t *testing.T) {
 	assert.Equal(t, "nats://alice:xxxxx@host:4222", Redact("nats://alice:s3cret@host:4222"))
 	assert.Equal(t, "nats://host:4222", Redact("nats://host:4222"))
 }
+
+func TestCloseEndsCalls(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	nc := connect(t, s)
+	e, err := New(context.Background(), nc, Options{})
+	require.NoError(t, err)
+	ran := make(chan error, 1)
+	var c collected
+	go func() { ran <- e.Run(context.Background(), batchOf("upper", "a", "b"), c.done) }()
+	require.Eventually(t, func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return len(e.calls) == 1
+	}, 10*time.Second, time.Millisecond)
+	require.NoError(t, e.Close())
+	require.NoError(t, <-ran)
+	require.Len(t, c.errs, 2)
+	assert.EqualError(t, c.errs[0], "cluster: the executor was closed")
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -87,6 +88,7 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 		cancelled: map[string]time.Time{},
 		running:   map[string]map[*context.CancelFunc]struct{}{},
 		codes:     map[string]*codeEntry{},
+		freed:     make(chan struct{}, 1),
 	}
 	// Setting up waits for the server (a worker may start first).
 	var cons jetstream.Consumer
@@ -131,8 +133,16 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 		go func() {
 			defer runners.Done()
 			for msg := range queue {
+				w.busy.Add(1)
+				start := time.Now()
 				p := w.handle(ctx, msg)
+				w.slow.Store(time.Since(start) > slowMessage)
+				w.busy.Add(-1)
 				slots <- struct{}{}
+				select {
+				case w.freed <- struct{}{}:
+				default:
+				}
 				if p != nil {
 					acks <- p
 				}
@@ -154,6 +164,10 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 	return nil
 }
 
+// slowMessage is how long a task message must take for the worker to stop
+// fetching messages ahead of its free runners.
+const slowMessage = 20 * time.Millisecond
+
 type worker struct {
 	o    WorkerOptions
 	n    names
@@ -162,6 +176,10 @@ type worker struct {
 	code jetstream.ObjectStore
 	res  jetstream.Stream
 	hard context.Context
+
+	busy  atomic.Int32  // runners handling a message
+	slow  atomic.Bool   // the last message took longer than slowMessage
+	freed chan struct{} // a runner finished a message
 
 	mu        sync.Mutex
 	held      map[jetstream.Msg]struct{}                  // fetched, not yet acked or naked
@@ -224,6 +242,29 @@ func (w *worker) fetchLoop(ctx context.Context, cons jetstream.Consumer, queue c
 			case <-slots:
 			default:
 				break more
+			}
+		}
+		// Slow messages are not fetched ahead: a message queued here while
+		// another worker is idle would lengthen the end of a CPU-bound job.
+		for w.slow.Load() {
+			idle := w.o.Concurrency - int(w.busy.Load()) - len(queue)
+			if idle >= n {
+				break
+			}
+			if idle > 0 {
+				for ; n > idle; n-- {
+					slots <- struct{}{}
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				for range n {
+					slots <- struct{}{}
+				}
+				return
+			case <-w.freed:
+			case <-time.After(100 * time.Millisecond):
 			}
 		}
 		got := 0
