@@ -217,7 +217,11 @@ func (ts *threadState) nextChild() taskRef {
 // seeded from the interpreter's seed and the task's identity.
 func (ts *threadState) Rand() *rand.Rand {
 	if ts.rng == nil {
-		ts.rng = rand.New(rand.NewPCG(uint64(ts.in.seed), ts.taskID().hash))
+		seed := ts.in.seed
+		if ts.run != nil && ts.run.remote.seeded {
+			seed = ts.run.remote.seed // a task run for a cluster caller: the caller's seed
+		}
+		ts.rng = rand.New(rand.NewPCG(uint64(seed), ts.taskID().hash))
 	}
 	return ts.rng
 }

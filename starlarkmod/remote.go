@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -59,12 +60,18 @@ type RemoteBatch struct {
 	// runs ExecRemote under a context with this deadline, and the item fails
 	// with a timeout error.
 	Timeout time.Duration
+	// Seed, if Seeded (--seed), seeds each item's random generator with the
+	// item's Task, as locally: ExecRemoteBatch gives the same random
+	// numbers as a local run.
+	Seed   int64
+	Seeded bool
 }
 
 // A RemoteItem is one call of a batch's function.
 type RemoteItem struct {
 	ID   string // hex: hash(Fn, Args) + run + structural task id; dedup key
 	Args []byte // portable.EncodeArgs
+	Task uint64 // the hash of the task's structural identity (seeds its random generator)
 }
 
 // A RemoteError is a task's failure as the worker saw it.
@@ -98,6 +105,10 @@ type remoteRun struct {
 	// out, if set, receives the lines the run's threads print (a run made
 	// by ExecRemote sends them back to the caller).
 	out func(line string)
+	// seed, if seeded, replaces the interpreter's seed for the run's
+	// tasks (the caller's --seed).
+	seed   int64
+	seeded bool
 }
 
 // remoteID returns the run's id, unique per run.
@@ -118,7 +129,8 @@ func (r *Run) initRemote() {
 	rand.Read(b[:]) //nolint:errcheck // crypto/rand.Read never fails
 	r.remote.id = hex.EncodeToString(b[:])
 	r.remote.env = &portable.Env{
-		Predeclared: r.predecl,
+		Predeclared:  r.predecl,
+		Constructors: portableConstructors(r.predecl),
 		Load: func(module string) (starlark.StringDict, error) {
 			if m, ok := r.mods[module]; ok {
 				return m, nil
@@ -131,16 +143,15 @@ func (r *Run) initRemote() {
 // taskHash returns the id of a remote item: the hash of the function's
 // encoding, the arguments, the run and the task's structural identity.
 func taskHash(fnSum [32]byte, args []byte, run, task string) string {
-	h := sha256.New()
-	h.Write(fnSum[:])
-	var n [8]byte
-	binary.LittleEndian.PutUint64(n[:], uint64(len(args)))
-	h.Write(n[:])
-	h.Write(args)
-	h.Write([]byte(run))
-	h.Write([]byte{0})
-	h.Write([]byte(task))
-	return hex.EncodeToString(h.Sum(nil))
+	buf := make([]byte, 0, 32+8+len(args)+len(run)+1+len(task))
+	buf = append(buf, fnSum[:]...)
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(len(args)))
+	buf = append(buf, args...)
+	buf = append(buf, run...)
+	buf = append(buf, 0)
+	buf = append(buf, task...)
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:])
 }
 
 // refuseRemote explains why a task cannot run remotely.
@@ -178,9 +189,11 @@ func (r *Run) remoteCall(op string, fn starlark.Callable, args starlark.Tuple, k
 	if err != nil {
 		return nil, refuseRemote(op, fn.Name(), posText(where), err)
 	}
+	id := key.id()
 	b := &RemoteBatch{
 		Run: r.remoteID(), Name: fn.Name(), Fn: enc.Data, FnSum: hex.EncodeToString(enc.Sum[:]), Files: enc.Files,
-		Items: []RemoteItem{{ID: taskHash(enc.Sum, a, r.remoteID(), key.id().String()), Args: a}},
+		Items: []RemoteItem{{ID: taskHash(enc.Sum, a, r.remoteID(), id.String()), Args: a, Task: id.hash}},
+		Seed:  r.in.seed, Seeded: r.in.opts.Seeded,
 	}
 	return &remoteCall{batch: b}, nil
 }
@@ -236,6 +249,13 @@ func (a *asyncFunc) Portable() (string, starlark.Tuple, error) {
 	return "future", starlark.Tuple{a.fn}, nil
 }
 
+// portableConstructors are the predeclared callables that rebuild
+// Portable values of this package (see the Portable methods): decoding
+// may call nothing else.
+func portableConstructors(pre starlark.StringDict) starlark.StringDict {
+	return starlark.StringDict{"future": pre["future"]}
+}
+
 // remoteCache is an interpreter's cache of functions decoded by
 // ExecRemote, by the hash of their encoding.
 type remoteCache struct {
@@ -265,7 +285,8 @@ func (c *remoteCache) put(sum string, fn starlark.Callable) {
 func (in *Interpreter) workerEnv(files func(hash string) ([]byte, error)) *portable.Env {
 	mods := in.modules()
 	return &portable.Env{
-		Predeclared: in.predeclared(),
+		Predeclared:  in.predeclared(),
+		Constructors: portableConstructors(in.predeclared()),
 		Load: func(module string) (starlark.StringDict, error) {
 			if m, ok := mods[module]; ok {
 				return m, nil
@@ -308,7 +329,7 @@ func (in *Interpreter) ExecRemote(ctx context.Context, fn []byte, fnSum string, 
 	if err != nil {
 		return nil, fmt.Errorf("semisync: decoding the arguments of %s: %v", callable.Name(), err)
 	}
-	rn := in.newRun(ctx, in.rootOrDot())
+	rn := in.newRemoteRun(ctx)
 	rn.remote.out = out
 	f := engine.Go(ctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		return rn.runTask(ctx, w, taskRef{parent: rn.main, n: 1}, callable, a, kw)
@@ -339,11 +360,27 @@ func RemoteItemContext(ctx context.Context, b *RemoteBatch) (context.Context, co
 	return context.WithTimeoutCause(ctx, b.Timeout, &engine.TimeoutError{Timeout: b.Timeout})
 }
 
-func (in *Interpreter) rootOrDot() string {
-	if in.root != "" {
-		return in.root
+// newRemoteRun returns the run of one task that ExecRemote runs: like
+// newRun, but lean (it is made for every task): it shares the
+// interpreter's predeclared names and modules instead of copying them,
+// and has no global dispatcher of its own (a function that reads the
+// dispatcher is not portable, and never gets here).
+func (in *Interpreter) newRemoteRun(ctx context.Context) *Run {
+	root := in.root
+	if root == "" {
+		root = "."
 	}
-	return "."
+	return &Run{
+		in:       in,
+		ctx:      ctx,
+		root:     root,
+		main:     newRootID(),
+		loads:    make(map[string]*loadEntry),
+		sem:      newSemisyncState(),
+		predecl:  in.predeclared(),
+		mods:     in.modules(),
+		waitKick: make(chan struct{}, 1),
+	}
 }
 
 // A remoteJob runs a job's items remotely (see jobRunner.runRemote).
@@ -353,7 +390,7 @@ const (
 )
 
 type remoteEvent struct {
-	batch int
+	batch int // the batch's number in the job
 	i     int // item index in the job; -1: the batch ended
 	data  []byte
 	err   error
@@ -404,7 +441,10 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 	}()
 
 	items := map[int]starlark.Value{} // in flight, for messages
-	var results []starlark.Value      // by index (ordered) or in completion order
+	itemBatch := map[int]int{}        // in flight: the batch of each item
+	left := map[int]int{}             // items each batch in flight has not answered
+	batches := 0
+	var results []starlark.Value // by index (ordered) or in completion order
 	done := 0
 	pulled := 0
 	exhausted := false
@@ -414,9 +454,14 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 	copy(args[1:], j.args)
 
 	send := func() error {
-		b := &RemoteBatch{Run: runID, Name: j.fn.Name(), Fn: enc.Data, FnSum: fnSum, Files: enc.Files, Timeout: j.timeout}
+		b := &RemoteBatch{Run: runID, Name: j.fn.Name(), Fn: enc.Data, FnSum: fnSum, Files: enc.Files, Timeout: j.timeout,
+			Seed: r.in.seed, Seeded: r.in.opts.Seeded}
 		first := pulled
-		for len(b.Items) < remoteChunk {
+		seq := batches
+		start := time.Now()
+		// A batch goes out when full, or early when the items come slowly
+		// (a lazy source), so that the cluster is not kept waiting.
+		for len(b.Items) < remoteChunk && (len(b.Items) == 0 || time.Since(start) < time.Millisecond) {
 			var x starlark.Value
 			if !iter.Next(&x) {
 				exhausted = true
@@ -430,23 +475,27 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 			if err != nil {
 				return refuseRemote(r.op, j.fn.Name(), r.where, fmt.Errorf("item %d (value %s): %w", pulled, short(x), err))
 			}
-			b.Items = append(b.Items, RemoteItem{ID: taskHash(enc.Sum, a, runID, prefix+strconv.Itoa(pulled)), Args: a})
+			b.Items = append(b.Items, RemoteItem{ID: taskHash(enc.Sum, a, runID, prefix+strconv.Itoa(pulled)), Args: a,
+				Task: mixHash(r.id.hash, pulled)})
 			items[pulled] = x
+			itemBatch[pulled] = seq
 			pulled++
 		}
 		args[0] = nil
 		if len(b.Items) == 0 {
 			return nil
 		}
+		batches++
+		left[seq] = len(b.Items)
 		running++
 		go func() {
 			err := r.in.opts.Remote.Run(bctx, b, func(i int, data []byte, err error) {
 				select {
-				case events <- remoteEvent{i: first + i, data: data, err: err}:
+				case events <- remoteEvent{batch: seq, i: first + i, data: data, err: err}:
 				case <-bctx.Done(): // nobody reads results any more
 				}
 			})
-			events <- remoteEvent{i: -1, err: err} // room is reserved for it
+			events <- remoteEvent{batch: seq, i: -1, err: err} // room is reserved for it
 		}()
 		return nil
 	}
@@ -468,9 +517,14 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 		}
 		if ev.i < 0 {
 			running--
-			if ev.err != nil && ctx.Err() == nil && failed < 0 && len(items) > 0 {
+			n := left[ev.batch]
+			delete(left, ev.batch)
+			if n > 0 && failed < 0 && ctx.Err() == nil {
 				// The batch ended without every result: the cluster failed.
 				bar.finish(false)
+				if ev.err == nil {
+					ev.err = fmt.Errorf("no result for %d items", n)
+				}
 				return nil, fmt.Errorf("%s: the cluster: %w (job run at %s)", r.op, ev.err, r.where)
 			}
 			continue
@@ -480,6 +534,8 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 			continue // a duplicate result
 		}
 		delete(items, ev.i)
+		left[itemBatch[ev.i]]--
+		delete(itemBatch, ev.i)
 		var v starlark.Value
 		err := ev.err
 		if err == nil {
@@ -497,6 +553,9 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 					failed, failErr = ev.i, &TaskError{Op: r.op, Task: r.itemDesc(ev.i, item), Err: err}
 				}
 				done++
+				if r.settled(failed, items) {
+					break // the rest is cancelled (see the deferred drain)
+				}
 				continue
 			}
 			r.in.report(fmt.Sprintf("%s: %s failed (suppressed; its result is None):\n%s",
@@ -505,6 +564,9 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 		}
 		done++
 		bar.add()
+		if failed >= 0 && r.settled(failed, items) {
+			break
+		}
 		if !j.keep {
 			continue
 		}
@@ -528,6 +590,22 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 	return starlark.NewList(results), nil
 }
 
+// settled reports whether a remote job that failed at item failed can
+// stop: with ordered=False at once (the first failure to arrive wins),
+// else once every item before it is done (so the failure reported does
+// not depend on timing). Items still running are then cancelled.
+func (r *jobRunner) settled(failed int, inFlight map[int]starlark.Value) bool {
+	if !r.j.ordered {
+		return true
+	}
+	for i := range inFlight {
+		if i < failed {
+			return false
+		}
+	}
+	return true
+}
+
 // remoteCancelled is the error of a remote job whose context ended.
 func (r *jobRunner) remoteCancelled(cause error, done, inFlight, total int) error {
 	of := ""
@@ -536,4 +614,125 @@ func (r *jobRunner) remoteCancelled(cause error, done, inFlight, total int) erro
 	}
 	return fmt.Errorf("%s: %w; cancelled %d items running on the cluster; %d%s items done, the rest not taken (job run at %s)",
 		r.op, scriptCause(cause), inFlight, done, of, r.where)
+}
+
+// ExecRemoteBatch runs every item of b on this interpreter (a cluster
+// worker), up to concurrency at once (0: the interpreter's limit, see
+// Options.Limit), and calls done once per item that ran, on the calling
+// goroutine, with its portable-encoded result or its error (a
+// *RemoteError for a failure of the script code, as ExecRemote). It is
+// ExecRemote for many items: the function is decoded once, the items are
+// tasks of one run (numbered by their index) on long-running worker
+// loops, as a local job's items are, so a trivial item costs a fraction
+// of an ExecRemote call. b.Timeout limits each item. Lines printed go to
+// out (nil: Stdout).
+//
+// It returns when every item is done, or when ctx ends: then the items
+// still running are cancelled, done is not called for the items that did
+// not finish, and it returns ctx's cause. It returns an error without
+// calling done if the function cannot be decoded.
+func (in *Interpreter) ExecRemoteBatch(ctx context.Context, b *RemoteBatch, files func(hash string) ([]byte, error), concurrency int, out func(line string), done func(i int, result []byte, err error)) error {
+	env := in.workerEnv(files)
+	callable := in.remoteFns.get(b.FnSum)
+	if callable == nil {
+		sum := sha256.Sum256(b.Fn)
+		if hex.EncodeToString(sum[:]) != b.FnSum {
+			return fmt.Errorf("semisync: task function does not match its hash %s", b.FnSum)
+		}
+		c, err := portable.DecodeFuncEnv(b.Fn, env)
+		if err != nil {
+			return fmt.Errorf("semisync: decoding the task function: %v", err)
+		}
+		in.remoteFns.put(b.FnSum, c)
+		callable = c
+	}
+	if concurrency <= 0 {
+		concurrency = in.opts.Limit
+		if concurrency <= 0 {
+			concurrency = 2 * runtime.GOMAXPROCS(0) // the pool's default limit
+		}
+	}
+	rn := in.newRemoteRun(ctx)
+	rn.remote.out = out
+	rn.remote.seed, rn.remote.seeded = b.Seed, b.Seeded
+	caller := in.pool.Enter()
+	defer caller.Leave()
+	m := engine.Mapper[int, []byte]{
+		Workers:   concurrency,
+		KeepGoing: true,
+		Timeout:   b.Timeout,
+		Start: func(ctx context.Context, w *engine.Worker) (engine.MapFunc[int, []byte], func()) {
+			th := workerThread.Get(w)
+			fresh := w == caller
+			if fresh {
+				th = in.newThread(fmt.Sprintf("remote-helper-%d", w.ID), w, true)
+			}
+			ts := stateOf(th)
+			saved := ts.taskState
+			ts.bind(th, ctx)
+			timeout := b.Timeout > 0
+			call := func(ctx context.Context, i int, _ int) ([]byte, error) {
+				args, kwargs, err := portable.DecodeArgsEnv(b.Items[i].Args, env)
+				if err != nil {
+					return nil, fmt.Errorf("semisync: decoding the arguments of %s: %v", callable.Name(), err)
+				}
+				if b.Seeded {
+					// The caller's identity of the task: with the caller's
+					// seed, the same random numbers as locally.
+					ts.setTaskID(rn, &taskID{hash: b.Items[i].Task})
+				} else {
+					ts.setTask(rn, taskRef{parent: rn.main, n: i + 1})
+				}
+				th.Steps = 0
+				if timeout {
+					ts.bind(th, ctx)
+				}
+				v, err := starlark.Call(th, callable, args, kwargs)
+				if err != nil {
+					return nil, remoteFailure(err)
+				}
+				data, err := portable.EncodeValue(v)
+				if err != nil {
+					msg := fmt.Sprintf("%s: its result cannot be sent back: %v", callable.Name(), err)
+					return nil, &RemoteError{Msg: msg, Trace: msg}
+				}
+				return data, nil
+			}
+			return call, func() {
+				if fresh {
+					ts.unbind(th)
+				}
+				ts.taskState = saved
+			}
+		},
+	}
+	n := 0
+	next := func() (int, bool, error) {
+		if n == len(b.Items) {
+			return 0, false, nil
+		}
+		n++
+		return n - 1, true, nil
+	}
+	err := m.Run(ctx, in.pool, caller, next, func(i int, _ int, data []byte, err error) error {
+		var te *engine.TimeoutError
+		if errors.As(err, &te) {
+			err = remoteFailure(err)
+		}
+		done(i, data, err)
+		return nil
+	})
+	if werr := rn.Wait(ctx); err == nil && werr != nil {
+		err = werr
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return err
+}
+
+// remoteFailure is a task's error as a *RemoteError.
+func remoteFailure(err error) *RemoteError {
+	err = scriptCause(err) // "timed out after 1s", not "engine: ..."
+	return &RemoteError{Msg: err.Error(), Trace: errText(err)}
 }

@@ -34,17 +34,20 @@ type decoder struct {
 	th   *starlark.Thread
 
 	files  []*fileEntry
-	objs   []starlark.Value // by id; nil while being built
-	envs   []starlark.Value // values decoded into function environments: frozen at the end
-	fixups []fixup          // environment entries that refer to values still being built
+	objs   []starlark.Value       // by id; nil while being built
+	envs   []starlark.Value       // values decoded into function environments: frozen at the end
+	fixups []fixup                // environment entries that refer to values still being built
+	refs   map[starlark.Value]ref // how each builtin and module met was named
 	depth  int
 }
+
+var noEnv Env // read only
 
 var errTruncated = errors.New("portable: truncated or corrupt encoding")
 
 func newDecoder(data []byte, kind byte, env *Env) (*decoder, error) {
 	if env == nil {
-		env = &Env{}
+		env = &noEnv
 	}
 	d := &decoder{data: data, env: env}
 	if len(data) < len(magic)+3 || string(data[:len(magic)]) != magic {
@@ -118,8 +121,29 @@ type fixup struct {
 
 // freeze freezes v and every value decoded into a function's environment.
 func (d *decoder) freeze(v starlark.Value) {
+	if len(d.envs) == 0 && scalar(v) {
+		return // most arguments and results: nothing to freeze, no walk
+	}
 	crossing.Freeze(append(d.envs, v)...)
 	d.envs = nil
+}
+
+// scalar reports whether v is immutable all through without a walk.
+func scalar(v starlark.Value) bool {
+	switch v := v.(type) {
+	case starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, starlark.String, starlark.Bytes:
+		return true
+	case starlark.Tuple:
+		for _, x := range v {
+			switch x.(type) {
+			case starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, starlark.String, starlark.Bytes:
+			default:
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // resolveFixups fills in the entries left by fixups; call it before
@@ -405,6 +429,7 @@ func (d *decoder) value() (starlark.Value, error) {
 		if !ok {
 			return nil, fmt.Errorf("portable: no builtin %s in the universe", name)
 		}
+		d.named(v, ref{tag: tagUniverse, name: name})
 		return v, nil
 	case tagPredeclared:
 		name, err := d.str()
@@ -415,6 +440,7 @@ func (d *decoder) value() (starlark.Value, error) {
 		if !ok || v == nil {
 			return nil, fmt.Errorf("portable: no predeclared %s here", name)
 		}
+		d.named(v, ref{tag: tagPredeclared, name: name})
 		return v, nil
 	case tagLoad:
 		module, err := d.str()
@@ -436,6 +462,7 @@ func (d *decoder) value() (starlark.Value, error) {
 		if !ok || v == nil {
 			return nil, fmt.Errorf("portable: module %s has no member %s here", module, member)
 		}
+		d.named(v, ref{tag: tagLoad, name: module, member: member})
 		return v, nil
 	case tagAttr:
 		recv, err := d.value()
@@ -454,6 +481,10 @@ func (d *decoder) value() (starlark.Value, error) {
 		if err != nil || v == nil {
 			return nil, fmt.Errorf("portable: %s has no attribute %s", recv.Type(), name)
 		}
+		if r, ok := d.refs[recv]; ok && r.attr == "" {
+			r.attr = name
+			d.named(v, r)
+		}
 		return v, nil
 	case tagPortable:
 		id := d.reserve()
@@ -469,7 +500,11 @@ func (d *decoder) value() (starlark.Value, error) {
 		if !ok {
 			return nil, errors.New("portable: host value arguments are not a tuple")
 		}
-		c, ok := d.env.Predeclared[ctor].(starlark.Callable)
+		ctors := d.env.Predeclared
+		if d.env.Constructors != nil {
+			ctors = d.env.Constructors
+		}
+		c, ok := ctors[ctor].(starlark.Callable)
 		if !ok {
 			return nil, fmt.Errorf("portable: no predeclared %s here to rebuild a host value", ctor)
 		}
@@ -520,6 +555,25 @@ func (d *decoder) value() (starlark.Value, error) {
 		return v, nil
 	}
 	return nil, fmt.Errorf("portable: unknown tag %d", tag)
+}
+
+// names returns the map of how builtins and modules were named, shared by
+// the programs of the functions this decoding builds.
+func (d *decoder) names() map[starlark.Value]ref {
+	if d.refs == nil {
+		d.refs = map[starlark.Value]ref{}
+	}
+	return d.refs
+}
+
+// named records that v was decoded from r.
+func (d *decoder) named(v starlark.Value, r ref) {
+	switch v.(type) {
+	case *starlark.Builtin, *starlarkstruct.Module:
+		if _, dup := d.names()[v]; !dup {
+			d.refs[v] = r
+		}
+	}
 }
 
 // pendingRef reports whether the next value is a reference to a value
@@ -582,7 +636,7 @@ func (d *decoder) function() (starlark.Value, error) {
 	}
 	var names, unbound []string
 	var bound []string // names whose values follow, in order
-	for range 3 {
+	{
 		n, err := d.count()
 		if err != nil {
 			return nil, err

@@ -220,7 +220,9 @@ type encoder struct {
 }
 
 func newEncoder(mode Mode, inline bool) *encoder {
-	return &encoder{mode: mode, inline: inline, ids: map[any]int{}}
+	e := &encoder{mode: mode, inline: inline}
+	e.begin()
+	return e
 }
 
 func (e *encoder) push(s seg) { e.path = append(e.path, s) }
@@ -270,9 +272,28 @@ func (e *encoder) varint(x int64)          { e.buf = binary.AppendVarint(e.buf, 
 func (e *encoder) str(s string)            { e.uvarint(uint64(len(s))); e.buf = append(e.buf, s...) }
 func (e *encoder) tagged(t byte, s string) { e.byte(t); e.str(s) }
 
+// headerSize is the length of a header with an empty file table; the
+// body is written after that much room, so that an encoding without files
+// (most arguments and results) needs no copy.
+const headerSize = len(magic) + 4
+
+func (e *encoder) begin() {
+	if e.buf == nil {
+		e.buf = make([]byte, headerSize, 64)
+	}
+}
+
 // finish returns the header, the file table and the body.
 func (e *encoder) finish(kind byte) []byte {
-	out := make([]byte, 0, len(e.buf)+16)
+	e.begin()
+	if len(e.files) == 0 {
+		out := e.buf
+		copy(out, magic)
+		out[len(magic)], out[len(magic)+1], out[len(magic)+2], out[len(magic)+3] = version, kind, byte(e.mode), 0
+		return out
+	}
+	body := e.buf[headerSize:]
+	out := make([]byte, 0, len(body)+16)
 	out = append(out, magic...)
 	out = append(out, version, kind, byte(e.mode))
 	out = binary.AppendUvarint(out, uint64(len(e.files)))
@@ -280,7 +301,7 @@ func (e *encoder) finish(kind byte) []byte {
 		out = append(out, fi.hashBytes()...)
 		out = binary.AppendUvarint(out, uint64(len(fi.file.Path)))
 		out = append(out, fi.file.Path...)
-		out = append(out, dialectFlags(fi.file.Options))
+		out = append(out, fi.flags)
 		if e.inline {
 			out = append(out, 1)
 			out = binary.AppendUvarint(out, uint64(len(fi.src)))
@@ -289,7 +310,7 @@ func (e *encoder) finish(kind byte) []byte {
 			out = append(out, 0)
 		}
 	}
-	return append(out, e.buf...)
+	return append(out, body...)
 }
 
 // root encodes the function of EncodeFunc.
@@ -307,6 +328,9 @@ func (e *encoder) newID(x any) bool {
 		e.byte(tagRef)
 		e.uvarint(uint64(id))
 		return false
+	}
+	if e.ids == nil {
+		e.ids = map[any]int{}
 	}
 	e.ids[x] = len(e.ids)
 	return true
@@ -649,6 +673,9 @@ func (e *encoder) portable(v Portable) error {
 			return nil
 		}
 	} else {
+		if e.ids == nil {
+			e.ids = map[any]int{}
+		}
 		e.ids[new(byte)] = len(e.ids) // an id all the same, in step with the decoder
 	}
 	ctor, args, err := v.Portable()

@@ -2,6 +2,7 @@ package portable
 
 import (
 	"fmt"
+	"sort"
 
 	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
@@ -19,8 +20,8 @@ import (
 //	flags     (bit 0: the function reads its own name, bound to another
 //	          value than itself: a decorated def that calls itself)
 //	defaults  n, (parameter name, value)   in parameter order
-//	names     for free variables (in the order of Function.FreeVar),
-//	          globals (sorted), predeclared names (sorted): n, (name, bound byte)
+//	names     free variables, globals and predeclared names, in one list
+//	          sorted by name: n, (name, bound byte)
 //	values    of every bound name, in that order
 //
 // Universe names need nothing: every side has the same universe.
@@ -65,7 +66,12 @@ func (e *encoder) function(fn *starlark.Function) error {
 		found := false
 		for _, u := range a.globals {
 			if u.name == a.name {
-				self, found = globals[u.name], true
+				self, found = globals[u.key()], true
+			}
+		}
+		for _, u := range a.predecl { // a decoded function's renamed reads
+			if u.name == a.name {
+				self, found = fn.Module().Predeclared()[u.key()], true
 			}
 		}
 		for i := range fn.NumFreeVars() {
@@ -105,16 +111,18 @@ func (e *encoder) function(fn *starlark.Function) error {
 		e.pop()
 	}
 
-	// Names first (free variables, globals, predeclared), each with
-	// whether it is bound, so that the decoder can compile the function
-	// before it decodes their values (which may refer to the function).
+	// Names first (free variables, globals and predeclared names, in one
+	// list sorted by name: a decoded function reads them all as
+	// predeclared names, and encodes the same), each with whether it is
+	// bound, so that the decoder can compile the function before it
+	// decodes their values (which may refer to the function).
 	type entry struct {
 		name string
 		v    starlark.Value
 		s    seg
 		u    use
 	}
-	var free, glob, pred []entry
+	var entries []entry
 	for i := range fn.NumFreeVars() {
 		b, v := fn.FreeVar(i)
 		if l, ok := fi.loadsAt[posOf(b.Pos)]; ok && v != nil {
@@ -122,37 +130,34 @@ func (e *encoder) function(fn *starlark.Function) error {
 			// captured like a variable): named by module and member.
 			e.learn(v, ref{tag: tagLoad, name: l.module, member: l.member})
 		}
-		free = append(free, entry{b.Name, v, seg{kind: segFree, name: b.Name, fn: fn, pos: a.freeUse[b.Name]}, use{b.Name, a.freeUse[b.Name]}})
+		entries = append(entries, entry{b.Name, v, seg{kind: segFree, name: b.Name, fn: fn, pos: a.freeUse[b.Name]}, use{name: b.Name, pos: a.freeUse[b.Name]}})
 	}
 	for _, u := range a.globals {
-		glob = append(glob, entry{u.name, globals[u.name], seg{kind: segGlobal, name: u.name, fn: fn, pos: u.pos}, u})
+		entries = append(entries, entry{u.name, globals[u.key()], seg{kind: segGlobal, name: u.name, fn: fn, pos: u.pos}, u})
 	}
 	pre := fn.Module().Predeclared()
 	for _, u := range a.predecl {
-		pred = append(pred, entry{u.name, pre[u.name], seg{kind: segPredeclared, name: u.name, fn: fn, pos: u.pos}, u})
+		entries = append(entries, entry{u.name, pre[u.key()], seg{kind: segPredeclared, name: u.name, fn: fn, pos: u.pos}, u})
 	}
-	for _, list := range [][]entry{free, glob, pred} {
-		e.uvarint(uint64(len(list)))
-		for _, x := range list {
-			e.str(x.name)
-			if x.v == nil {
-				e.byte(0)
-			} else {
-				e.byte(1)
-			}
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+	e.uvarint(uint64(len(entries)))
+	for _, x := range entries {
+		e.str(x.name)
+		if x.v == nil {
+			e.byte(0)
+		} else {
+			e.byte(1)
 		}
 	}
-	for _, list := range [][]entry{free, glob, pred} {
-		for _, x := range list {
-			if x.v == nil {
-				continue
-			}
-			e.push(x.s)
-			if err := e.global(fi, x.u, x.v, a); err != nil {
-				return err
-			}
-			e.pop()
+	for _, x := range entries {
+		if x.v == nil {
+			continue
 		}
+		e.push(x.s)
+		if err := e.global(fi, x.u, x.v, a); err != nil {
+			return err
+		}
+		e.pop()
 	}
 	for _, u := range a.universal {
 		e.reach("builtin", u.name, u.pos)
@@ -353,6 +358,10 @@ func (d *decoder) build(decl *funcDecl, defaults []binding, names []string, unbo
 	if err != nil {
 		return nil, fmt.Errorf("portable: compiling %s at %s:%d:%d: %v", name, fe.name, decl.line, decl.col, err)
 	}
+	// Register the function's own program, with the original text, so a
+	// decoded function encodes as the original did (a worker's cache key,
+	// a task it sends on).
+	registerDecoded(prog, synth, text, fe.flags, d.names())
 	g, err := prog.Init(d.thread(), env)
 	if err != nil {
 		return nil, fmt.Errorf("portable: making %s: %v", name, err)

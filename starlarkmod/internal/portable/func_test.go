@@ -290,10 +290,72 @@ def f(x):
 	}
 	assert.Equal(t, []string{
 		"function:f@r.star:9:1",
-		"builtin:time.now@r.star:10:23",
 		"function:helper@r.star:10:12",
 		"builtin:json.encode@r.star:7:16",
 		"builtin:print@r.star:6:5",
+		"builtin:time.now@r.star:10:23",
 		"builtin:len@r.star:10:30",
 	}, names)
+}
+
+// A decoded function encodes as the original did, in both modes: a
+// worker computes the same cache keys, and can send the task on.
+func TestDecodedReencodesTheSame(t *testing.T) {
+	pre := starlark.StringDict{"wrap": wrapBuiltin}
+	src := `
+load("json", "json")
+load("math", "sqrt")
+K = [1, 2]
+
+def outer(a):
+    def inner(b=K):
+        return a + len(b) + int(sqrt(4)) + len(json.encode(K))
+    return inner
+
+inner = outer(3)
+lam = lambda x: x + K[0]
+
+def fib(n):
+    if n < 2:
+        return (0, n)
+    return (0, fib(n - 1)[1] + fib(n - 2)[1])
+
+fib = wrap(fib)
+
+def uses(x):
+    return fib(x), inner(), lam(x), ",".join
+`
+	g := run(t, "re.star", src, pre)
+	for _, name := range []string{"inner", "lam", "fib", "uses"} {
+		t.Run(name, func(t *testing.T) {
+			enc, err := EncodeFunc(g[name], ByFile)
+			require.NoError(t, err)
+			src, err := EncodeFunc(g[name], BySource)
+			require.NoError(t, err)
+			fn, err := DecodeFuncEnv(enc.Data, testEnv(enc.Files, pre))
+			require.NoError(t, err)
+			again, err := EncodeFunc(fn, ByFile)
+			require.NoError(t, err)
+			assert.Equal(t, enc.Data, again.Data)
+			assert.Equal(t, enc.Files, again.Files)
+			againSrc, err := EncodeFunc(fn, BySource)
+			require.NoError(t, err)
+			assert.Equal(t, src.Sum, againSrc.Sum)
+		})
+	}
+}
+
+// Decoding calls only the constructors it is given to rebuild host values.
+func TestConstructorsAllowList(t *testing.T) {
+	pre := starlark.StringDict{"wrap": wrapBuiltin}
+	g := run(t, "ctor.star", "def f(x):\n    return x\n\nw = wrap(f)\n", pre)
+	enc, err := EncodeFunc(g["w"], ByFile)
+	require.NoError(t, err)
+	env := testEnv(enc.Files, pre)
+	env.Constructors = starlark.StringDict{}
+	_, err = DecodeFuncEnv(enc.Data, env)
+	assert.ErrorContains(t, err, "no predeclared wrap here to rebuild a host value")
+	env.Constructors = pre
+	_, err = DecodeFuncEnv(enc.Data, env)
+	assert.NoError(t, err)
 }

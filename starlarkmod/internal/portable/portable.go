@@ -95,9 +95,13 @@ type Portable interface {
 
 // Env is what a decoding side supplies to rebuild functions and builtins.
 type Env struct {
-	// Predeclared names the predeclared builtins (sleep, job, future...)
-	// and Portable constructors.
+	// Predeclared names the predeclared builtins (sleep, job, future...).
 	Predeclared starlark.StringDict
+	// Constructors, if not nil, are the only callables that may rebuild
+	// Portable host values (else any predeclared callable may): decoding
+	// calls them, so an encoding cannot make the decoder call anything
+	// else (sleep, job...).
+	Constructors starlark.StringDict
 	// Load returns the members of a built-in module (json, math, time,
 	// random...), for names a script bound with load; nil refuses them.
 	Load func(module string) (starlark.StringDict, error)

@@ -159,3 +159,42 @@ lam = lambda x: x + K
 		})
 	}
 }
+
+func TestArgsRoundTrip(t *testing.T) {
+	g := run(t, "args.star", "def f(x):\n    return x * 2\n\nL = [1, {\"k\": f}]\n", nil)
+	args := starlark.Tuple{starlark.MakeInt(1), g["L"]}
+	kwargs := []starlark.Tuple{{starlark.String("z"), starlark.String("s")}, {starlark.String("fn"), g["f"]}}
+	data, err := EncodeArgs(args, kwargs, ByFile)
+	require.NoError(t, err)
+	// Function texts travel inline: nothing else is needed to decode.
+	a, kw, err := DecodeArgs(data)
+	require.NoError(t, err)
+	assert.Equal(t, args.String(), a.String())
+	require.Len(t, kw, 2)
+	assert.Equal(t, `("z", "s")`, kw[0].String())
+	v, err := starlark.Call(&starlark.Thread{}, kw[1][1].(starlark.Callable), starlark.Tuple{starlark.MakeInt(21)}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "42", v.String())
+	assert.True(t, a[1].(*starlark.List).Index(1).(*starlark.Dict).Len() == 1)
+	assert.Error(t, a[1].(*starlark.List).Append(starlark.None), "decoded values are frozen")
+}
+
+func TestBuiltinRootsAndBySourceDecode(t *testing.T) {
+	enc, err := EncodeFunc(starlark.Universe["len"], ByFile)
+	require.NoError(t, err)
+	fn, err := DecodeFunc(enc.Data, nil, nil)
+	require.NoError(t, err)
+	assert.Same(t, starlark.Universe["len"], fn)
+	assert.Equal(t, []Reached{{Kind: "builtin", Name: "len"}}, enc.Reached)
+
+	g := run(t, "bs.star", "def f():\n    return 1\n", nil)
+	key, err := EncodeFunc(g["f"], BySource)
+	require.NoError(t, err)
+	_, err = DecodeFunc(key.Data, nil, nil)
+	assert.ErrorContains(t, err, "BySource is a key")
+
+	_, err = EncodeFunc(starlark.NewBuiltin("host.thing", nil), ByFile)
+	var npe *NotPortableError
+	require.ErrorAs(t, err, &npe)
+	assert.Contains(t, npe.What, "builtin host.thing")
+}

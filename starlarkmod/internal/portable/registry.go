@@ -48,8 +48,20 @@ func Register(prog *starlark.Program, f *syntax.File, src []byte) {
 		}
 		src = v.([]byte)
 	}
+	register(prog, &fileInfo{file: f, src: src, flags: dialectFlags(f.Options)})
+}
+
+// registerDecoded registers the program of a decoded function: its
+// synthetic file, the original text and dialect, and the names of the
+// builtins its decoding met (so they are named as they were).
+func registerDecoded(prog *starlark.Program, f *syntax.File, src []byte, flags byte, names map[starlark.Value]ref) {
+	fi := &fileInfo{file: f, src: src, flags: flags}
+	fi.namesOnce.Do(func() { fi.names = names })
+	register(prog, fi)
+}
+
+func register(prog *starlark.Program, fi *fileInfo) {
 	k := weak.Make(prog)
-	fi := &fileInfo{file: f, src: src}
 	if _, loaded := programs.LoadOrStore(k, fi); !loaded {
 		runtime.AddCleanup(prog, func(k weak.Pointer[starlark.Program]) { programs.Delete(k) }, k)
 	}
@@ -70,8 +82,9 @@ func lookup(prog *starlark.Program) *fileInfo {
 
 // A fileInfo is what the encoder knows of one registered file.
 type fileInfo struct {
-	file *syntax.File
-	src  []byte
+	file  *syntax.File
+	src   []byte
+	flags byte // the dialect src is parsed in
 
 	once      sync.Once
 	hash      string // sha256 of src, hex
@@ -188,6 +201,14 @@ type analysis struct {
 type use struct {
 	name string
 	pos  syntax.Position
+	as   string // the name it is looked up under, if not name (a decoded function's renamed self-reference)
+}
+
+func (u use) key() string {
+	if u.as != "" {
+		return u.as
+	}
+	return u.name
 }
 
 func (fi *fileInfo) analyze(n syntax.Node) *analysis {
@@ -219,7 +240,7 @@ func (fi *fileInfo) analyze(n syntax.Node) *analysis {
 		case *syntax.DotExpr:
 			if id, ok := x.X.(*syntax.Ident); ok {
 				if b, ok := id.Binding.(*resolve.Binding); ok && (b.Scope == resolve.Global || b.Scope == resolve.Predeclared || b.Scope == resolve.Free) {
-					a.dotted[id.Name] = append(a.dotted[id.Name], use{id.Name + "." + x.Name.Name, x.Dot})
+					a.dotted[id.Name] = append(a.dotted[id.Name], use{name: id.Name + "." + x.Name.Name, pos: x.Dot})
 				}
 			}
 		case *syntax.Ident:
@@ -235,15 +256,19 @@ func (fi *fileInfo) analyze(n syntax.Node) *analysis {
 			case resolve.Global:
 				if !seen[b] {
 					seen[b] = true
-					a.globals = append(a.globals, use{x.Name, x.NamePos})
+					a.globals = append(a.globals, use{name: x.Name, pos: x.NamePos})
 				}
 			case resolve.Predeclared, resolve.Universal:
 				if !seenName[x.Name] {
 					seenName[x.Name] = true
 					if b.Scope == resolve.Predeclared {
-						a.predecl = append(a.predecl, use{x.Name, x.NamePos})
+						u := use{name: x.Name, pos: x.NamePos}
+						if name, ok := strings.CutSuffix(x.Name, selfSuffix); ok {
+							u = use{name: name, pos: x.NamePos, as: x.Name}
+						}
+						a.predecl = append(a.predecl, u)
 					} else {
-						a.universal = append(a.universal, use{x.Name, x.NamePos})
+						a.universal = append(a.universal, use{name: x.Name, pos: x.NamePos})
 					}
 				}
 			}
