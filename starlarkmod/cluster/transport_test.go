@@ -380,7 +380,7 @@ func TestCloseEndsCalls(t *testing.T) {
 	require.Eventually(t, func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		return len(e.calls) == 1
+		return len(e.calls) == 1 && len(e.bySeq) == 2 // both items published
 	}, 10*time.Second, time.Millisecond)
 	require.NoError(t, e.Close())
 	require.NoError(t, <-ran)
