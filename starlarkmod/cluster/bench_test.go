@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -60,4 +61,19 @@ func BenchmarkJobInProcess(b *testing.B) {
 		b.Fatal(starlarkmod.FormatError(err))
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "tasks/s")
+}
+
+// BenchmarkTransportRoundTrip: one-item batches, one after the other,
+// through an in-process worker whose Exec upper-cases its argument: the
+// cluster's latency without Starlark.
+func BenchmarkTransportRoundTrip(b *testing.B) {
+	s := startServer(b, b.TempDir())
+	startWorker(b, s, WorkerOptions{Name: "w1", Concurrency: 1, Exec: echoExec(nil)})
+	e := newExecutor(b, s, Options{})
+	var c collected
+	for i := range b.N {
+		if err := e.Run(context.Background(), batchOf("upper", strconv.Itoa(i)), c.done); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
