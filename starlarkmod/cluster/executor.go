@@ -333,7 +333,10 @@ func (e *Executor) publish(ctx context.Context, c *call, b *starlarkmod.RemoteBa
 			}
 		}
 	}
+	// A publish is retried (a server restart takes a moment) for a minute.
 	settle := func(in inflight) error {
+		var failing time.Time
+		var lastErr error
 		for {
 			select {
 			case ack := <-in.f.Ok():
@@ -344,10 +347,16 @@ func (e *Executor) publish(ctx context.Context, c *call, b *starlarkmod.RemoteBa
 				}
 				e.mu.Unlock()
 				return nil
-			case <-in.f.Err():
+			case lastErr = <-in.f.Err():
 			case <-time.After(5 * time.Second):
+				lastErr = errors.New("no acknowledgement in 5s")
 			case <-ctx.Done():
 				return ctx.Err()
+			}
+			if failing.IsZero() {
+				failing = time.Now()
+			} else if time.Since(failing) > time.Minute {
+				return fmt.Errorf("cluster: cannot publish %s's tasks to stream %s: %v", b.Name, e.n.tasks, lastErr)
 			}
 			if !sleepCtx(ctx, 100*time.Millisecond) {
 				return ctx.Err()
