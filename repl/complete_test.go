@@ -31,7 +31,7 @@ func TestComplete(t *testing.T) {
 		check func(t *testing.T, got []string)
 	}{
 		{line: "semisync.be", pos: -1, head: "semisync.", want: []string{"begin"}},
-		{line: "x = semisync.", pos: -1, head: "x = semisync.", want: []string{"begin", "clear"}},
+		{line: "x = semisync.", pos: -1, head: "x = semisync.", want: []string{"begin", "clear", "graph"}},
 		{line: "sem", pos: -1, head: "", want: []string{"semisync"}},
 		{line: "print(hel", pos: -1, head: "print(", want: []string{"helper"}},
 		{line: "fl + 1", pos: 2, head: "", want: []string{"float", "floor"}, tail: " + 1"},
@@ -54,7 +54,7 @@ func TestComplete(t *testing.T) {
 			want: []string{"./testdata/complete/alpha.star", "./testdata/complete/beta.star", "./testdata/complete/sub/"}},
 		{line: `load("./testdata/complete/alpha.star", "`, pos: -1, head: `load("./testdata/complete/alpha.star", "`, want: nil},
 		{line: ":t", pos: -1, head: "", want: []string{":tasks"}},
-		{line: "  :", pos: -1, head: "  ", want: []string{":help", ":load", ":tasks", ":reset", ":quit"}},
+		{line: "  :", pos: -1, head: "  ", want: []string{":help", ":load", ":tasks", ":graph", ":reset", ":quit"}},
 		{line: ":load testdata/complete/al", pos: -1, head: ":load ",
 			want: []string{"testdata/complete/alpha.star", "testdata/complete/alps.txt"}},
 		{line: ":tasks x", pos: -1, head: ":tasks x", want: nil},

@@ -39,6 +39,10 @@ type consoleWriter struct {
 	w io.Writer
 }
 
+// IsTerminal reports whether the session runs on an ANSI terminal, where
+// the interpreter draws job progress bars (starlarkmod.Terminal).
+func (cw *consoleWriter) IsTerminal() bool { return cw.c.ansi }
+
 // Write writes p with one Write call on the underlying writer, so that the
 // lines of one call are never split by another's.
 func (cw *consoleWriter) Write(p []byte) (int, error) {

@@ -13,6 +13,7 @@ var metaCommands = []struct{ name, args, help string }{
 	{":help", "", "show this help"},
 	{":load", "FILE", "run FILE in this session: its globals become yours"},
 	{":tasks", "", "list recent work (semisync batches, jobs, futures) with status and time"},
+	{":graph", "", "print the semisync graphs that ran and the calls queued, as Graphviz DOT"},
 	{":reset", "", "forget every global (background work keeps running)"},
 	{":quit", "", "leave, after waiting for background work (also Ctrl-D)"},
 }
@@ -52,6 +53,8 @@ func (s *Session) meta(line string) (quit bool) {
 		s.loadFile(arg)
 	case ":tasks":
 		s.tasks()
+	case ":graph":
+		fmt.Fprint(s.out, s.state.GraphDOT())
 	case ":reset":
 		s.mu.Lock()
 		s.globals = nil

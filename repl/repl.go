@@ -128,6 +128,10 @@ func New(r LineReader, opts Options) *Session {
 	}
 	iopts := opts.Interp
 	iopts.Stdout, iopts.Stderr = s.out, s.errw
+	if iopts.Observer == nil {
+		// :graph shows durations and the critical path (see starlarkmod.Observer for the cost).
+		iopts.Observer = starlarkmod.NewObserver()
+	}
 	s.in = starlarkmod.New(iopts)
 	root := opts.Root
 	if root == "" {

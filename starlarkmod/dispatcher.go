@@ -366,7 +366,11 @@ func (d *dispatcherValue) deliverAll(ctx context.Context, th *starlark.Thread, b
 			// Handler k of a message is task k+1 under the send that queued it.
 			ts.setTask(d.run, taskRef{m.task.parent, m.task.n, k + 1})
 			th.Steps = 0
-			if _, err := starlark.Call(th, h, starlark.Tuple{m.sender}, nil); err != nil {
+			t0 := d.run.obs.begin()
+			_, err := starlark.Call(th, d.run.in.comp.Callable(h), starlark.Tuple{m.sender}, nil)
+			d.run.obs.task(t0, ts.worker, ts.task, h, err)
+			if err != nil {
+				err = d.run.explainFrozen(err) // frozen.go
 				if ctx.Err() != nil {
 					return i + 1
 				}

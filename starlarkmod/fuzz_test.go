@@ -29,6 +29,10 @@ func FuzzExec(f *testing.F) {
 		"@@\n",
 		"@semisync(dependencies=[1])\ndef f(): pass\n",
 		"while True:\n    pass\n",
+		"\ufeffprint(sum([1, 2]))\n",
+		"x = 1\x00\nprint(x)\n",
+		"import json\nclass A:\n    pass\n",
+		"load(\"json\", \"json\")\nprint(json.encode([1]))\n",
 	}
 	for _, s := range seeds {
 		f.Add(s)

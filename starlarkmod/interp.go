@@ -1,6 +1,7 @@
 package starlarkmod
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/semisync/semisync/engine"
 	"github.com/semisync/semisync/starlarkmod/internal/builtin"
+	"github.com/semisync/semisync/starlarkmod/internal/compile"
 	"github.com/semisync/semisync/starlarkmod/internal/crossing"
 	"github.com/semisync/semisync/starlarkmod/internal/decorator"
 	"github.com/semisync/semisync/starlarkmod/internal/portable"
@@ -45,12 +47,25 @@ type Options struct {
 	// Limit is how many workers may compute at once (0: two per core, see engine.PoolOptions). Workers
 	// waiting in sleep, result or other blocking calls do not count.
 	Limit int
-	// MaxWorkers, if positive, is a hard cap on worker goroutines.
+	// MaxWorkers, if positive, is a hard cap on worker goroutines, waiting
+	// or not: a task that waits for a task queued behind it (a future
+	// waiting for a future) then waits until the context ends. To cap the
+	// tasks that compute at once, use Limit.
 	MaxWorkers int
 	// Modules adds modules that load accepts by name, beside the built-in
 	// ones (a host's own API, or starlarktest's "assert.star"). Their
 	// values are shared by all threads and must be frozen or thread-safe.
 	Modules map[string]starlark.StringDict
+	// Withhold names predeclared builtins and modules that scripts of this
+	// interpreter may not use (e.g. "sleep", "Dispatcher", "dispatcher",
+	// "job", "time"): a script that calls one gets an error saying the host
+	// withheld it, and load() refuses a withheld module or member. See
+	// embed.go.
+	Withhold []string
+	// WaitNotice, if positive, is how long the end of a script may wait for
+	// its background work (futures, pipelines, messages) before saying so
+	// on Stderr, naming the running tasks. The command sets one second.
+	WaitNotice time.Duration
 	// ThreadInit, if set, is called for every thread the interpreter
 	// creates (main threads and workers) before it runs any code, to set
 	// the host's thread-locals.
@@ -59,6 +74,14 @@ type Options struct {
 	// @future calls elsewhere (see remote.go); a task whose function or
 	// arguments are not portable is refused before anything is sent.
 	Remote Remote
+	// NoCompile runs every function on go.starlark.net's VM. By default,
+	// functions that run as tasks (and the functions they call) run
+	// compiled to Go closures (see internal/compile), with the same
+	// results and errors, faster.
+	NoCompile bool
+	// Observer, if set, records what each run does for traces, graphs
+	// and summaries (see [Observer]); without it that costs nothing.
+	Observer *Observer
 }
 
 // An Interpreter runs semisync scripts. It holds the configuration, a
@@ -76,7 +99,8 @@ type Interpreter struct {
 	seed   int64
 	root   string // default load root of runs; "" means the script's directory
 
-	cross crossing.Checker // analyses, finished modules, values found safe for good
+	cross crossing.Checker  // analyses, finished modules, values found safe for good
+	comp  *compile.Compiler // nil with Options.NoCompile
 
 	remoteFns remoteCache // functions decoded by ExecRemote
 
@@ -94,12 +118,17 @@ func New(opts Options) *Interpreter {
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
 	}
+	tty := newBarTerm(opts.Stderr) // job_progress.go
 	in := &Interpreter{
 		opts:   opts,
-		out:    &lineWriter{w: opts.Stdout},
-		errOut: &lineWriter{w: opts.Stderr},
+		out:    &lineWriter{w: opts.Stdout, tty: tty},
+		errOut: &lineWriter{w: opts.Stderr, tty: tty},
 	}
+	in.cross.OnFreeze = noteFrozen // frozen.go
 	in.seed = opts.Seed
+	if !opts.NoCompile {
+		in.comp = compile.New()
+	}
 	if !opts.Seeded {
 		in.seed = time.Now().UnixNano()
 	}
@@ -138,8 +167,9 @@ func FileOptions() *syntax.FileOptions {
 // lineWriter writes each line with one Write call under a mutex, so lines
 // printed by many threads never interleave.
 type lineWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	w   io.Writer
+	tty *barTerm // if stderr is a terminal: lines go above progress bars
 }
 
 func (lw *lineWriter) line(s string) {
@@ -147,7 +177,11 @@ func (lw *lineWriter) line(s string) {
 	b = append(b, s...)
 	b = append(b, '\n')
 	lw.mu.Lock()
-	lw.w.Write(b) //nolint:errcheck // print has nowhere to report failure
+	if lw.tty != nil {
+		lw.tty.write(lw.w, b)
+	} else {
+		lw.w.Write(b) //nolint:errcheck // print has nowhere to report failure
+	}
 	lw.mu.Unlock()
 }
 
@@ -360,7 +394,7 @@ func withContext[T any](ctx context.Context, th *starlark.Thread, f func() (T, e
 		th.Cancel(cancelReason(ctx))
 		close(fired)
 	})
-	v, err := f()
+	v, err := recovered(f) // embed.go: a Go panic is an error
 	if !stop() {
 		<-fired // the canceller ran or is running: let it finish before Uncancel
 	}
@@ -393,13 +427,17 @@ func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn st
 	ts.setTask(r, task)
 	th.Steps = 0
 	ts.bind(th, ctx)
-	v, err := starlark.Call(th, fn, args, kwargs)
+	t0 := r.obs.begin()
+	v, err := starlark.Call(th, r.in.comp.Callable(fn), args, kwargs)
+	r.obs.task(t0, w, task, fn, err)
 	if err == nil {
 		if err = r.in.prepareResult(v); err != nil {
 			v = nil
 		}
 	}
-	return v, err
+	// (Not fn's globals to name the value: reading them races with a module
+	// that is still executing.)
+	return v, r.explainFrozen(err)
 }
 
 // ExecFile runs the script at path as the main module of a new [Run]
@@ -408,28 +446,13 @@ func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn st
 // begin(_future=True)) before returning, and returns the first error: the
 // script's, else one reporting unobserved background failures.
 func (in *Interpreter) ExecFile(ctx context.Context, path string) (starlark.StringDict, error) {
-	return in.NewRun(ctx, in.rootFor(path)).ExecFile(path)
+	return in.Exec(ctx, path, nil, nil) // embed.go
 }
 
 // ExecFile runs the script at path as a main module of the run, on a new
 // main thread, then waits for the background work of the run and returns
 // the first error, like [Interpreter.ExecFile].
-func (r *Run) ExecFile(path string) (starlark.StringDict, error) {
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	th := r.NewThread("main")
-	globals, err := withContext(r.ctx, th, func() (starlark.StringDict, error) {
-		return r.execModule(th, path, src)
-	})
-	r.Leave(th)
-	werr := r.Wait(r.ctx)
-	if err == nil {
-		err = werr
-	}
-	return globals, err
-}
+func (r *Run) ExecFile(path string) (starlark.StringDict, error) { return r.Exec(path, nil) }
 
 // NewRun returns the state of a new execution (a REPL session, an
 // embedder's series of calls) under ctx: background work it starts runs
@@ -477,30 +500,37 @@ func (r *Run) Interpreter() *Interpreter { return r.in }
 // execModule parses (with decorators), compiles, records and runs one
 // module, then freezes its globals.
 func (r *Run) execModule(th *starlark.Thread, filename string, src []byte) (starlark.StringDict, error) {
-	prog, err := r.in.Compile(filename, src)
+	r.keepSource(filename, src)
+	prog, err := r.in.compile(filename, src, r.predecl.Has)
 	if err != nil {
 		return nil, err
 	}
 	g, err := prog.Init(th, r.predecl)
 	r.in.cross.Finish(prog)
 	freezeGlobals(g)
-	return g, err
+	return g, r.explainFrozenIn(err, g)
 }
 
 // Compile parses src in semisync's dialect (decorators included) and
 // compiles it against the interpreter's predeclared names.
 func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, error) {
-	f, err := decorator.Parse(fileOptions, filename, src, 0)
+	return in.compile(filename, src, in.predeclared().Has)
+}
+
+// compile is Compile against the predeclared names has reports (a run's).
+func (in *Interpreter) compile(filename string, src []byte, has func(string) bool) (*starlark.Program, error) {
+	src = bytes.TrimPrefix(src, utf8BOM) // the text positions count in
+	f, err := parseSource(fileOptions, filename, src, 0)
 	if err != nil {
 		return nil, err
 	}
-	pre := in.predeclared()
-	prog, err := starlark.FileProgram(f, pre.Has)
+	prog, err := starlark.FileProgram(f, has)
 	if err != nil {
 		return nil, err
 	}
 	in.cross.Add(prog, crossing.Analyze(f))
 	portable.Register(prog, f, src)
+	in.comp.AddFile(prog, f)
 	return prog, nil
 }
 
@@ -508,7 +538,8 @@ func (in *Interpreter) Compile(filename string, src []byte) (*starlark.Program, 
 // opts, which should be [FileOptions] or a copy of them with changes (the
 // REPL sets LoadBindsGlobally), for [Run.ExecSyntax].
 func Parse(opts *syntax.FileOptions, filename string, src []byte) (*syntax.File, error) {
-	f, err := decorator.Parse(opts, filename, src, 0)
+	src = bytes.TrimPrefix(src, utf8BOM) // the text positions count in
+	f, err := parseSource(opts, filename, src, 0)
 	if err == nil {
 		portable.NoteSource(f, src)
 	}
@@ -536,6 +567,7 @@ func (r *Run) ExecSyntax(ctx context.Context, th *starlark.Thread, f *syntax.Fil
 	}
 	r.in.cross.Add(prog, crossing.Analyze(f))
 	portable.Register(prog, f, nil)
+	r.in.comp.AddFile(prog, f)
 	defer r.in.cross.Finish(prog)
 	return withContext(ctx, th, func() (starlark.StringDict, error) {
 		g, err := prog.Init(th, env)

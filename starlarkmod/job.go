@@ -244,7 +244,8 @@ func (r *jobRunner) run(ctx context.Context, th *starlark.Thread) (_ starlark.Va
 	caller := workerOf(th)
 	j := r.j
 	rec := r.rn.record("job", fmt.Sprintf("%s over %s items, run at %s", j.fn.Name(), j.items.Type(), r.where))
-	defer func() { rec.finish(err) }()
+	obsEnd := r.rn.obs.span(spanJob, th, r.id, "job "+j.fn.Name(), r.where)
+	defer func() { rec.finish(err); obsEnd(err) }()
 	iter := j.items.Iterate()
 	defer iter.Done()
 	total := -1
@@ -351,14 +352,16 @@ func (r *jobRunner) startWorker(caller *engine.Worker) func(ctx context.Context,
 			if timeout {
 				ts.bind(th, ctx) // the item's own context, with its deadline
 			}
-			v, err = starlark.Call(th, fn, args, nil)
+			t0 := r.rn.obs.begin()
+			v, err = starlark.Call(th, r.in.comp.Callable(fn), args, nil)
+			r.rn.obs.item(t0, w, r.id, i, fn, err)
 			if reuse {
 				// Do not keep the item alive. Only the shared tuple: another
 				// callable (a @future function) may keep the one it got.
 				args[0] = nil
 			}
 			if err != nil {
-				return nil, err
+				return nil, r.rn.explainFrozen(err) // frozen.go
 			}
 			if err := r.in.prepareResult(v); err != nil {
 				return nil, err
@@ -484,13 +487,13 @@ func jobRunSingle(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 		if j.timeout > 0 {
 			tcause := &engine.TimeoutError{Timeout: j.timeout}
 			ictx, cancel := context.WithTimeoutCause(ctx, j.timeout, tcause)
-			v, err = withContext(ictx, th, func() (starlark.Value, error) { return starlark.Call(th, j.fn, args, nil) })
+			v, err = withContext(ictx, th, func() (starlark.Value, error) { return starlark.Call(th, in.comp.Callable(j.fn), args, nil) })
 			if context.Cause(ictx) == tcause && err == nil {
 				err = fmt.Errorf("%s: %s timed out after %v", b.Name(), r.itemDesc(i, x), j.timeout)
 			}
 			cancel()
 		} else {
-			v, err = starlark.Call(th, j.fn, args, nil)
+			v, err = starlark.Call(th, in.comp.Callable(j.fn), args, nil)
 		}
 		if err != nil {
 			if !j.suppress {

@@ -7,6 +7,7 @@ import (
 	gomath "math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ func (in *Interpreter) predeclared() starlark.StringDict {
 			"sleep":    sleepBuiltin,
 			"argv":     list,
 			"job":      jobBuiltin,
+			"sum":      sumBuiltin, // python.go
 
 			"future":       starlark.NewBuiltin("future", futureDecorator),
 			"is_async":     starlark.NewBuiltin("is_async", isAsync),
@@ -93,8 +95,9 @@ func (in *Interpreter) modules() map[string]starlark.StringDict {
 				"dispatcher":   pre["dispatcher"],
 			},
 		}
+		bindModuleSelves(in.mods) // python.go: load("json", "json")
 		for name, m := range in.opts.Modules {
-			in.mods[name] = m
+			in.mods[name] = guardBuiltins(m) // embed.go: a host builtin's panic is a Starlark error
 		}
 	})
 	return in.mods
@@ -118,8 +121,14 @@ func (r *Run) load(th *starlark.Thread, module string) (starlark.StringDict, err
 	if m, ok := r.mods[module]; ok {
 		return m, nil
 	}
+	if slices.Contains(in.opts.Withhold, module) {
+		return nil, fmt.Errorf("module %s is not available here: the program running this script withheld it", module)
+	}
 	if !strings.HasSuffix(module, ".star") {
 		return nil, fmt.Errorf("no module %q: load a script file (\"./name.star\") or one of %s", module, strings.Join(in.ModuleNames(), ", "))
+	}
+	if r.fsys != nil {
+		return r.loadFS(th, module) // embed.go
 	}
 	from := "."
 	if th.CallStackDepth() > 0 {

@@ -343,7 +343,7 @@ def keep(inbox):
 
 inject(range(10), keep())
 `,
-			err: `(?s)Error in inject: inject: keep\(\) called at .*failed:.*in keep\n.*Error in append: append: cannot append to frozen list$`,
+			err: `(?s)Error in inject: inject: keep\(\) called at .*failed:.*in keep\n.*Error in append: append: cannot append to frozen list\n    results was frozen when it crossed to another thread at .*main.star:9:23 \(keep: global results read by function keep .*\)\.\n.*use list\(results\)\.$`,
 		},
 		{
 			name: "GeneratorAppendsToGlobalList",
@@ -431,8 +431,8 @@ dispatcher.wait()
 print("log is", log)
 `,
 			out: "got a\ngot a\nlog is []\n",
-			stderr: `^dispatcher: handler keep\("a"\) for message "m" failed:\n  Traceback \(most recent call last\):\n    .*main.star:5:15: in keep\n  Error in append: append: cannot append to frozen list\n` +
-				`dispatcher: handler keep\("a"\) for message "m" failed:\n(.|\n)*cannot append to frozen list\n$`,
+			stderr: `^dispatcher: handler keep\("a"\) for message "m" failed:\n  Traceback \(most recent call last\):\n    .*main.star:5:15: in keep\n  Error in append: append: cannot append to frozen list\n    log was frozen when it crossed to another thread at .*main.star:10:21 \(dispatcher.subscribe: global log read by function keep .*\)\.\n.*use list\(log\)\.\n` +
+				`dispatcher: handler keep\("a"\) for message "m" failed:\n(.|\n)*cannot append to frozen list\n(.|\n)*use list\(log\)\.\n$`,
 			// A failing handler fails the run, like an unobserved failed future.
 			err: `^dispatcher: handler keep for message "m" failed \(reported above\)\ndispatcher: handler keep for message "m" failed \(reported above\)$`,
 		},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -42,6 +43,12 @@ type Run struct {
 	pipes  pipelines
 	remote remoteRun // remote.go
 
+	frozen  frozenLog         // where crossings froze values (frozen.go)
+	srcMu   sync.Mutex        //
+	sources map[string]string // the source of each file, for explanations
+	fsys    fs.FS             // if set, load() reads script files from it (embed.go)
+	obs     *runObs           // what --trace, --graph and --summary show (observe.go)
+
 	// waitKick wakes Wait when a future it waits for ends, or a thread
 	// starts waiting for the result of a consumer nobody closed.
 	waitKick chan struct{}
@@ -63,6 +70,7 @@ func (in *Interpreter) newRun(ctx context.Context, root string) *Run {
 		main:  newRootID(),
 		loads: make(map[string]*loadEntry),
 		sem:   newSemisyncState(),
+		obs:   in.opts.Observer.newRunObs(),
 
 		waitKick: make(chan struct{}, 1),
 	}
@@ -83,6 +91,7 @@ func (in *Interpreter) newRun(ctx context.Context, root string) *Run {
 	}
 	helpers["dispatcher"] = d
 	r.mods["concert.helpers"] = helpers
+	in.withhold(r) // embed.go: Options.Withhold
 	return r
 }
 

@@ -20,12 +20,18 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the .golden files of script tests")
 
+// noCompile runs the script tests (and the other tests that opt in) with
+// every function on the VM: go test ./starlarkmod -no-compile checks the
+// same golden files without the compiler (internal/compile).
+var noCompile = flag.Bool("no-compile", false, "run script tests with Options.NoCompile")
+
 // TestScripts runs every .star file in starlarkmod/testdata (package tests),
 // starlarkmod/testdata/race (the adversarial corpus: each script is a way
 // to make two threads touch one value, or to lose work, or to hang, and
 // must end in a clear error or a correct answer; go test -race checks that
 // none is a data race), testdata (acceptance tests) and scripts (the
-// examples), each as a subtest,
+// examples), testdata/python (Python habits: hints, sum, modules, frozen
+// values explained), each as a subtest,
 // twice: in parallel and in sequential mode. A script's printed output, then
 // its stderr and its final error (if any), must match NAME.golden next to
 // it; in sequential mode, NAME.sequential.golden if the output differs (only
@@ -33,7 +39,7 @@ var update = flag.Bool("update", false, "rewrite the .golden files of script tes
 // -update rewrites the golden files. Scripts can load("assert.star",
 // "assert"); a script containing "# parallel-only" skips sequential mode.
 func TestScripts(t *testing.T) {
-	for _, dir := range []string{"testdata", "testdata/race", "../testdata", "../scripts"} {
+	for _, dir := range []string{"testdata", "testdata/race", "testdata/python", "../testdata", "../scripts"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.star"))
 		require.NoError(t, err)
 		for _, file := range files {
@@ -94,6 +100,7 @@ func runScript(t *testing.T, file string, sequential bool) string {
 		Args:       []string{file},
 		Modules:    map[string]starlark.StringDict{"assert.star": assertModule},
 		ThreadInit: func(th *starlark.Thread) { starlarktest.SetReporter(th, t) },
+		NoCompile:  *noCompile,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -193,6 +193,7 @@ func (semisyncValue) Name() string                           { return "semisync"
 var semisyncMethods = map[string]*starlark.Builtin{
 	"begin": starlark.NewBuiltin("semisync.begin", semisyncBegin),
 	"clear": starlark.NewBuiltin("semisync.clear", semisyncClear),
+	"graph": starlark.NewBuiltin("semisync.graph", semisyncGraph), // observe_graph.go
 }
 
 func (s semisyncValue) Attr(name string) (starlark.Value, error) {
@@ -570,7 +571,9 @@ func (r *beginRun) run(ctx context.Context, th *starlark.Thread) error {
 		return r.runGraph(ctx, th)
 	}
 	rec := r.rn.record("semisync", r.describe())
+	t0 := r.rn.obs.begin()
 	err := r.runGraph(ctx, th)
+	r.rn.obs.graph(t0, th, r, err)
 	rec.finish(err)
 	return err
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/semisync/semisync/starlarkmod"
 	"github.com/semisync/semisync/starlarkmod/cluster"
@@ -42,23 +43,43 @@ func (f *natsFlags) connectOptions(name string, retry bool) cluster.ConnectOptio
 		TLSCA: f.tlsCA, TLSCert: f.tlsCert, TLSKey: f.tlsKey, Retry: retry}
 }
 
-// apply connects the executor when --nats is given and sets opts.Remote;
-// the returned function closes it.
-func (f *natsFlags) apply(ctx context.Context, opts *starlarkmod.Options, stdout, stderr io.Writer) (func(), error) {
-	if f.url == "" {
-		return func() {}, nil
-	}
-	e, err := cluster.Dial(ctx, f.url, f.connectOptions("semisync", false), cluster.Options{
-		Stream: f.stream,
-		Stdout: stdout,
-		Stderr: stderr,
+// registerClusterFlags defines --nats and its credentials on the main
+// command: with --nats, a hook connects an executor before the script runs
+// (its portable work goes to the cluster) and closes it after.
+func registerClusterFlags(fs *flag.FlagSet, c *config) {
+	nf := addNATSFlags(fs)
+	var e *cluster.Executor
+	c.hooks = append(c.hooks, hook{
+		before: func(c *config) error {
+			if nf.url == "" {
+				return nil
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var err error
+			e, err = cluster.Dial(ctx, nf.url, nf.connectOptions("semisync", false), cluster.Options{
+				Stream: nf.stream,
+				Stdout: c.stdout,
+				Stderr: c.stderr,
+			})
+			if err != nil {
+				return fmt.Errorf("--nats: %w", err)
+			}
+			c.opts.Remote = e
+			return nil
+		},
+		after: func(_ *config, _ *starlarkmod.Run, err error) error {
+			if e != nil {
+				e.Close() //nolint:errcheck // nothing to do about it at exit
+				e = nil
+			}
+			return err
+		},
 	})
-	if err != nil {
-		return nil, fmt.Errorf("semisync: --nats: %w", err)
-	}
-	opts.Remote = e
-	return func() { e.Close() }, nil //nolint:errcheck // nothing to do about it at exit
 }
+
+// runWorker is the "worker" subcommand.
+func runWorker(c *config, args []string) int { return workerMain(args, c.stdout, c.stderr) }
 
 const workerUsage = `usage: semisync worker --nats URL [flags]
        semisync worker --serve ADDR [flags]

@@ -41,7 +41,7 @@ func TestExitCodes(t *testing.T) {
 		{name: "ok with args", args: []string{ok, "a", "b"}, code: 0, stdout: `argv ["a", "b"]`},
 		{name: "script error", args: []string{bad}, code: 1, stderr: "s.star:1:7: in <toplevel>\nError: floored division by zero"},
 		{name: "syntax error", args: []string{syntaxErr}, code: 1, stderr: "s.star:1:8: got ':', want ')'"},
-		{name: "missing file", args: []string{"/nonexistent/x.star"}, code: 1, stderr: "no such file"},
+		{name: "missing file", args: []string{"/nonexistent/x.star"}, code: 2, stderr: "semisync: cannot open script /nonexistent/x.star: no such file"},
 		{name: "bad flag", args: []string{"--nope", ok}, code: 2, stderr: "flag provided but not defined"},
 		{name: "help", args: []string{"--help"}, code: 0, stderr: "usage: semisync"},
 		{name: "version", args: []string{"--version"}, code: 0, stdout: "semisync " + version},
@@ -53,7 +53,7 @@ print(randint(0, 1000000) == randint(0, 1000000))`)}, code: 0, stdout: "False"},
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := doMain(tt.args, &stdout, &stderr)
+			code := doMain(tt.args, nil, &stdout, &stderr)
 			assert.Equal(t, tt.code, code, "stderr: %s", stderr.String())
 			assert.Contains(t, stdout.String(), tt.stdout)
 			assert.Contains(t, stderr.String(), tt.stderr)
@@ -76,7 +76,7 @@ print([h.result() for h in hs], randint(0, 1000000))
 	var first string
 	for i := 0; i < 3; i++ {
 		var stdout, stderr bytes.Buffer
-		assert.Equal(t, 0, doMain([]string{"--seed", "11", path}, &stdout, &stderr), stderr.String())
+		assert.Equal(t, 0, doMain([]string{"--seed", "11", path}, nil, &stdout, &stderr), stderr.String())
 		if i == 0 {
 			first = stdout.String()
 		}
@@ -108,7 +108,7 @@ print(list(log))
 	for _, tt := range []struct{ env, want string }{{"", `["task", "main"]`}, {"1", `["main", "task"]`}} {
 		t.Setenv("SEMISYNC_SEQUENTIAL", tt.env)
 		var stdout, stderr bytes.Buffer
-		assert.Equal(t, 0, doMain([]string{path}, &stdout, &stderr), stderr.String())
+		assert.Equal(t, 0, doMain([]string{path}, nil, &stdout, &stderr), stderr.String())
 		assert.Equal(t, tt.want+"\n", stdout.String(), "SEMISYNC_SEQUENTIAL=%q", tt.env)
 	}
 }

@@ -43,7 +43,9 @@ func TestREPLInTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	term.waitPrompt("the first prompt", nil)
+	term.waitPrompt("the first prompt", func(screen string) bool {
+		return strings.Contains(screen, "semisync "+version+": ") && strings.Contains(screen, "Type :help for help")
+	})
 
 	// Tab completion of an attribute; Ctrl-C discards the line.
 	term.keys("-l", "semisync.be")

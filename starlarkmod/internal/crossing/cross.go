@@ -35,6 +35,13 @@ type Crosser interface {
 // for concurrent use; Cross itself must be called on the thread that owns
 // the values.
 type Checker struct {
+	// OnFreeze, if set before first use, is called on the crossing thread
+	// for each list, dict or set that a crossing freezes (not Freeze),
+	// near enough to a root to name (at most four steps down). describe,
+	// valid only during the call, returns the variable it was reached
+	// through ("" if none) and the path to it.
+	OnFreeze func(th *starlark.Thread, op string, v starlark.Value, describe func() (name, how string))
+
 	progs    sync.Map // *starlark.Program -> *Info
 	finished sync.Map // *starlark.Program -> struct{}: its top level has returned
 	ready    sync.Map // *starlark.Function or Crosser -> struct{}: walked, safe forever
@@ -573,6 +580,9 @@ func (w *walker) leave() error {
 		}
 		if !f.loopy {
 			w.freeze(f)
+			if w.c != nil && w.c.OnFreeze != nil && !w.freezeOnly && top <= 4 {
+				w.noteFreeze(f.v, top)
+			}
 		}
 	}
 	if f.loopy {
@@ -627,6 +637,32 @@ func (w *walker) freeze(f *frame) {
 			freezeDeferred(w, x)
 		}
 	}
+}
+
+// noteFreeze reports to OnFreeze that the value v of frame top was frozen.
+func (w *walker) noteFreeze(v starlark.Value, top int) {
+	switch v.(type) {
+	case *starlark.List, *starlark.Dict, *starlark.Set:
+	default:
+		return
+	}
+	w.c.OnFreeze(w.th, w.op, v, func() (name, how string) {
+		var b strings.Builder
+		for i := 1; i <= top; i++ {
+			e := w.how(i)
+			if i > 1 {
+				b.WriteString(", ")
+			}
+			b.WriteString(strings.TrimPrefix(e.String(), "in "))
+			switch e.kind {
+			case edgeGlobal, edgeFree, edgeDefault:
+				name = e.name
+			default:
+				name = ""
+			}
+		}
+		return name, b.String()
+	})
 }
 
 // freezeDeferred freezes x, a child of a value being frozen, if the walk

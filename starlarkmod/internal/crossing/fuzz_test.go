@@ -1,7 +1,9 @@
 package crossing
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -47,6 +49,10 @@ func FuzzCross(f *testing.F) {
 	g := load(f, &c, fuzzScript)
 	fns := []starlark.Value{g["recursive"], g["reads_table"], g["with_default"], g["closure"], g["reads_total"], starlark.Universe["len"]}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// A hang is a finding: fail the input (the fuzzer has no time limit
+		// of its own and would just stop making progress).
+		watchdog := time.AfterFunc(10*time.Second, func() { panic(fmt.Sprintf("FuzzCross: input %x ran over 10s", data)) })
+		defer watchdog.Stop()
 		var stack []starlark.Value
 		pop := func(n int) []starlark.Value {
 			n = min(n, len(stack))

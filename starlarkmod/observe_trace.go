@@ -1,0 +1,409 @@
+package starlarkmod
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.starlark.net/starlark"
+)
+
+// WriteTrace writes the observed runs as Chrome trace-event JSON (the
+// "JSON object format", which Perfetto and chrome://tracing open): a
+// process per run, a track per worker goroutine (and one for the script's
+// main thread), a complete event ("ph":"X") per task slice, job run,
+// dispatcher delivery and semisync.begin, and a flow arrow (a "s"/"f"
+// pair) from the slice that started each task to the task. Each task's
+// args give its structural identity ("task": "main/3/1"), the line that
+// started it ("at") where known, where its function is defined ("def") and
+// its error. Job items are sampled past 1024 (see [Observer]).
+func (o *Observer) WriteTrace(w io.Writer) error {
+	o.mu.Lock()
+	runs := append([]*runObs(nil), o.runs...)
+	o.mu.Unlock()
+	bw := bufio.NewWriterSize(w, 1<<16)
+	tw := &traceWriter{w: bw, first: true}
+	defer func() { tw.b = nil }()
+	bw.WriteString(`{"displayTimeUnit":"ms","traceEvents":[`)
+	dropped := 0
+	for _, ro := range runs {
+		dropped += ro.writeTrace(tw, o.now())
+	}
+	bw.WriteString("\n],\"otherData\":{\"droppedSlices\":")
+	bw.WriteString(strconv.Itoa(dropped))
+	bw.WriteString(",\"maxSlicesPerRun\":")
+	bw.WriteString(strconv.Itoa(MaxTraceSlices))
+	bw.WriteString("}}\n")
+	return bw.Flush()
+}
+
+type traceWriter struct {
+	w     *bufio.Writer
+	b     []byte // the event being written
+	first bool
+	flow  int
+}
+
+// A traceArg is one of an event's args: a string, or an int if s is "".
+type traceArg struct {
+	key, s string
+	n      int
+}
+
+func strArg(k, v string) traceArg { return traceArg{key: k, s: v} }
+func intArg(k string, v int) traceArg {
+	return traceArg{key: k, n: v}
+}
+
+// event writes one event: phase ph, at ts (ns), lasting dur (for "X"),
+// with extra JSON fields (starting with a comma) and args.
+func (tw *traceWriter) event(ph, name, cat string, pid int, tid int32, ts, dur int64, extra string, args ...traceArg) {
+	b := tw.b[:0]
+	if tw.first {
+		b = append(b, "\n{"...)
+		tw.first = false
+	} else {
+		b = append(b, ",\n{"...)
+	}
+	b = append(b, `"ph":"`...)
+	b = append(b, ph...)
+	b = append(b, `","name":`...)
+	b = appendJSON(b, name)
+	if cat != "" {
+		b = append(b, `,"cat":`...)
+		b = appendJSON(b, cat)
+	}
+	b = append(b, `,"pid":`...)
+	b = strconv.AppendInt(b, int64(pid), 10)
+	b = append(b, `,"tid":`...)
+	b = strconv.AppendInt(b, int64(tid), 10)
+	b = append(b, `,"ts":`...)
+	b = appendMicros(b, ts)
+	if ph == "X" {
+		b = append(b, `,"dur":`...)
+		b = appendMicros(b, dur)
+	}
+	b = append(b, extra...)
+	if len(args) > 0 {
+		b = append(b, `,"args":{`...)
+		for i, a := range args {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSON(b, a.key)
+			b = append(b, ':')
+			if a.s != "" {
+				b = appendJSON(b, a.s)
+			} else {
+				b = strconv.AppendInt(b, int64(a.n), 10)
+			}
+		}
+		b = append(b, '}')
+	}
+	b = append(b, '}')
+	tw.w.Write(b) //nolint:errcheck // Flush reports it
+	tw.b = b
+}
+
+// appendMicros renders ns as microseconds with three decimals, the trace
+// format's unit.
+func appendMicros(b []byte, ns int64) []byte {
+	if ns < 0 {
+		b = append(b, '-')
+		ns = -ns
+	}
+	b = strconv.AppendInt(b, ns/1000, 10)
+	f := ns % 1000
+	return append(b, '.', byte('0'+f/100), byte('0'+f/10%10), byte('0'+f%10))
+}
+
+// appendJSON appends s as a JSON string.
+func appendJSON(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// slice is a drawn slice that may start flows.
+type slice struct {
+	tid        int32
+	start, end int64
+}
+
+func (s slice) clamp(ts int64) int64 { return min(max(ts, s.start), s.end) }
+
+// writeTrace writes the run's events and returns how many slices it
+// dropped. Events are not sorted: the format does not need it.
+func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
+	spans, dropped := ro.snapshot()
+	pid := ro.pid
+	ro.gmu.Lock()
+	graphs := append([]*graphRec(nil), ro.graphs...)
+	mainTid := int32(0)
+	for t := range ro.mainTid {
+		if mainTid == 0 || t < mainTid {
+			mainTid = t
+		}
+	}
+	ro.gmu.Unlock()
+
+	end := now
+	tids := map[int32]bool{mainTid: true}
+	for s := range spans.all {
+		tids[s.tid] = true
+	}
+	tw.event("M", "process_name", "", pid, 0, 0, 0, "", strArg("name", fmt.Sprintf("semisync run %d", pid)))
+	tidList := make([]int, 0, len(tids))
+	for t := range tids {
+		tidList = append(tidList, int(t))
+	}
+	sort.Ints(tidList)
+	for _, t := range tidList {
+		name := fmt.Sprintf("worker %d", t)
+		if int32(t) == mainTid {
+			name = "main thread"
+		}
+		tw.event("M", "thread_name", "", pid, int32(t), 0, 0, "", strArg("name", name))
+		tw.event("M", "thread_sort_index", "", pid, int32(t), 0, 0, "", intArg("sort_index", t))
+	}
+	// The script's main thread, for flows from the top level.
+	mainSlice := slice{tid: mainTid, start: ro.start, end: end}
+	tw.event("X", "main", "run", pid, mainTid, ro.start, end-ro.start, "")
+
+	// Sources of flows: begin slices by call, job slices by job identity,
+	// task slices by identity (a task's child has as parent an identity
+	// whose own parent and number are the task's).
+	type callInfo struct {
+		begin slice
+		where string
+	}
+	// The calls of the graphs, by parent and number: a parent's calls have
+	// nearly consecutive numbers, so a dense table per parent does.
+	type callTable struct {
+		min   int32
+		infos []*callInfo
+	}
+	calls := map[*taskID]*callTable{}
+	for _, g := range graphs {
+		s := slice{tid: g.tid, start: g.start, end: g.end}
+		tw.event("X", "semisync.begin", "begin", pid, g.tid, g.start, g.end-g.start, "",
+			strArg("at", g.where), intArg("calls", len(g.calls)))
+		lo, hi := map[*taskID]int32{}, map[*taskID]int32{}
+		for _, gc := range g.calls {
+			p, n := gc.c.key.parent, int32(gc.c.key.n)
+			if l, ok := lo[p]; !ok || n < l {
+				lo[p] = n
+			}
+			hi[p] = max(hi[p], n)
+		}
+		for p, l := range lo {
+			ct := calls[p]
+			if ct == nil {
+				ct = &callTable{min: l}
+				calls[p] = ct
+			}
+			if l < ct.min {
+				ct.infos = append(make([]*callInfo, ct.min-l), ct.infos...)
+				ct.min = l
+			}
+			if need := int(hi[p]-ct.min) + 1; need > len(ct.infos) {
+				ct.infos = append(ct.infos, make([]*callInfo, need-len(ct.infos))...)
+			}
+		}
+		infos := make([]callInfo, len(g.calls))
+		for i, gc := range g.calls {
+			infos[i] = callInfo{s, gc.c.where.String()}
+			ct := calls[gc.c.key.parent]
+			ct.infos[int32(gc.c.key.n)-ct.min] = &infos[i]
+		}
+	}
+	callOf := func(parent *taskID, n int32) *callInfo {
+		if ct := calls[parent]; ct != nil && n >= ct.min && int(n-ct.min) < len(ct.infos) {
+			return ct.infos[n-ct.min]
+		}
+		return nil
+	}
+	// Tasks started by tasks (not by the main thread or a job) get a flow
+	// from their parent's slice: find the parents needed, then their slices.
+	jobOf := map[*taskID]slice{}
+	jobWhere := map[*taskID]string{}
+	byKey := map[callKey]slice{}
+	for s := range spans.all {
+		switch s.kind {
+		case spanJob:
+			jobOf[s.extra.id] = slice{tid: s.tid, start: s.start, end: s.end}
+			jobWhere[s.extra.id] = s.extra.where
+		case spanTask, spanHandler:
+			if p := s.parent; p != nil && p.parent != nil && (s.sub > 0 || callOf(s.parent, s.n) == nil) {
+				byKey[callKey{p.parent, int32(p.n)}] = slice{tid: -1}
+			}
+		}
+	}
+	if len(byKey) > 0 {
+		for s := range spans.all {
+			if s.kind == spanTask {
+				if _, ok := byKey[callKey{s.parent, s.n}]; ok {
+					byKey[callKey{s.parent, s.n}] = slice{tid: s.tid, start: s.start, end: s.end}
+				}
+			}
+		}
+	}
+	// Names, definitions and parents' paths repeat: work each out once.
+	type fnInfo struct{ name, def string }
+	fns := map[starlark.Value]fnInfo{}
+	fnOf := func(v starlark.Value) fnInfo {
+		fi, ok := fns[v]
+		if !ok {
+			fi = fnInfo{valueName(v), defPos(v)}
+			fns[v] = fi
+		}
+		return fi
+	}
+	parentPaths := map[*taskID]string{}
+	path := func(parent *taskID, n, sub int32) string {
+		p, ok := parentPaths[parent]
+		if !ok {
+			p = parent.String() + "/"
+			parentPaths[parent] = p
+		}
+		p += strconv.Itoa(int(n))
+		if sub > 0 {
+			p += "/" + strconv.Itoa(int(sub))
+		}
+		return p
+	}
+	args := make([]traceArg, 0, 5)
+	var flowID []byte
+	for s := range spans.all {
+		name, cat := "", spanCats[s.kind]
+		args = args[:0]
+		var src slice
+		haveSrc := false
+		switch s.kind {
+		case spanJob, spanDelivery:
+			name = s.extra.name
+			if s.extra.where != "" {
+				args = append(args, strArg("at", s.extra.where))
+			}
+			if s.extra.id != nil {
+				args = append(args, strArg("task", s.extra.id.String()))
+			}
+		case spanItem:
+			fi := fnOf(s.fn)
+			name = fi.name
+			args = append(args, strArg("task", path(s.parent, s.n, 0)), intArg("item", int(s.n)))
+			if w := jobWhere[s.parent]; w != "" {
+				args = append(args, strArg("at", w))
+			}
+			if fi.def != "" {
+				args = append(args, strArg("def", fi.def))
+			}
+			src, haveSrc = jobOf[s.parent]
+		default:
+			fi := fnOf(s.fn)
+			name = fi.name
+			args = append(args, strArg("task", path(s.parent, s.n, s.sub)))
+			if c := callOf(s.parent, s.n); c != nil && s.sub == 0 {
+				args = append(args, strArg("at", c.where))
+				src, haveSrc = c.begin, true
+				cat = "semisync"
+			} else if s.parent != nil && s.parent.parent == nil {
+				src, haveSrc = mainSlice, true
+			} else if s.parent != nil {
+				src, haveSrc = byKey[callKey{s.parent.parent, int32(s.parent.n)}]
+				haveSrc = haveSrc && src.tid >= 0
+			}
+			if fi.def != "" {
+				args = append(args, strArg("def", fi.def))
+			}
+		}
+		if s.failed {
+			args = append(args, strArg("error", s.extra.err))
+		}
+		tw.event("X", name, cat, pid, s.tid, s.start, s.end-s.start, "", args...)
+		if haveSrc {
+			tw.flow++
+			flowID = strconv.AppendInt(append(flowID[:0], `,"id":`...), int64(tw.flow), 10)
+			tw.event("s", "start", "flow", pid, src.tid, src.clamp(s.start), 0, string(flowID))
+			tw.event("f", "start", "flow", pid, s.tid, s.start, 0, string(append(flowID, `,"bp":"e"`...)))
+		}
+	}
+	return dropped
+}
+
+// WriteSummary writes, for each observed run, a table of the functions
+// that ran as tasks (calls, total, mean and max time, failures), in the
+// order they first ran, and the critical path of its semisync graphs
+// against the run's wall time so far.
+func (o *Observer) WriteSummary(w io.Writer) error {
+	o.mu.Lock()
+	runs := append([]*runObs(nil), o.runs...)
+	o.mu.Unlock()
+	var b strings.Builder
+	for _, ro := range runs {
+		ro.writeSummary(&b, time.Duration(o.now()-ro.start))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (ro *runObs) writeSummary(b *strings.Builder, wall time.Duration) {
+	stats := ro.stats()
+	sort.SliceStable(stats, func(i, j int) bool { return stats[i].first < stats[j].first })
+	fmt.Fprintf(b, "semisync summary: run %d, wall time %s\n", ro.pid, fmtDur(wall))
+	if len(stats) == 0 {
+		b.WriteString("  no tasks ran\n")
+	} else {
+		width := len("function")
+		for _, s := range stats {
+			width = max(width, len(s.name))
+		}
+		const row = "  %-*s %8s %10s %10s %10s %7s\n"
+		fmt.Fprintf(b, row, width, "function", "calls", "total", "mean", "max", "failed")
+		for _, s := range stats {
+			fmt.Fprintf(b, row, width, s.name, strconv.Itoa(s.calls), fmtDur(s.total),
+				fmtDur(s.total/time.Duration(s.calls)), fmtDur(s.max), strconv.Itoa(s.failures))
+		}
+	}
+	spans, _ := ro.snapshot()
+	views := ro.views(spans)
+	if len(views) == 0 {
+		b.WriteString("critical path: no semisync graph ran\n")
+		return
+	}
+	var total time.Duration
+	var lines []string
+	for _, v := range views {
+		total += v.critLen
+		var names []string
+		for _, i := range v.critPath {
+			call, _ := v.label(i)
+			names = append(names, call)
+		}
+		lines = append(lines, fmt.Sprintf("  begin %d at %s: %s (%s)", v.g.seq, v.g.where, strings.Join(names, " -> "), fmtDur(v.critLen)))
+	}
+	pct := 0.0
+	if wall > 0 {
+		pct = 100 * float64(total) / float64(wall)
+	}
+	fmt.Fprintf(b, "critical path of the semisync graphs: %s of %s wall time (%.0f%%)\n", fmtDur(total), fmtDur(wall), pct)
+	const maxShown = 5
+	for i, l := range lines {
+		if i == maxShown {
+			fmt.Fprintf(b, "  ... and %d more graphs\n", len(lines)-maxShown)
+			break
+		}
+		b.WriteString(l + "\n")
+	}
+}
