@@ -132,7 +132,7 @@ type subcommand struct {
 var subcommands = map[string]subcommand{
 	"repl":    {runREPL, "start the interactive REPL (also: no script)"},
 	"version": {func(c *config, _ []string) int { return printVersion(c) }, "print the version"},
-	"worker":  {runWorker, "serve the tasks of semisync --nats (cluster.go; semisync worker --help)"},
+	"worker":  {runWorker, "serve the tasks of semisync --nats URL (see semisync worker --help)"},
 }
 
 func printVersion(c *config) int {
