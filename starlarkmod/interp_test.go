@@ -106,6 +106,17 @@ spin()
 `,
 			want: []string{"too many steps"},
 		},
+		{
+			name: "max steps in a compiled task",
+			src: `
+def spin(x):
+    n = 0
+    while True:
+        n += x
+job(spin, [1]).run()
+`,
+			want: []string{"job.run", "in spin", "too many steps"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

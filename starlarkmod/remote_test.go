@@ -430,7 +430,9 @@ wait(fs)
 	time.AfterFunc(200*time.Millisecond, cancel)
 	_, _, err := runRemote(t, ctx, src)
 	require.Error(t, err)
-	assert.ErrorIs(t, err, context.Canceled)
+	// Either wait() sees its context end, or the main thread is cancelled
+	// first ("Starlark computation cancelled: context canceled").
+	assert.ErrorContains(t, err, "context canceled")
 }
 
 // Remote item ids are the hash of the function, the arguments, the run

@@ -447,7 +447,7 @@ func (r *beginRun) runGraph(ctx context.Context, th *starlark.Thread) error {
 			// numbers do not depend on the order calls complete in.
 			saved := ts.taskState
 			ts.setTask(r.rn, taskRef{parent: c.key.id(), n: 0})
-			_, err := starlark.Call(th, c.fn.callback, args, nil)
+			_, err := starlark.Call(th, r.rn.in.comp.Callable(c.fn.callback), args, nil)
 			ts.taskState = saved
 			if err != nil {
 				return &callbackError{err}

@@ -13,8 +13,22 @@
 // lines the VM would show); operations the VM does not export are copied
 // from it; cancellation and the step limit are checked at every call and
 // loop back-edge. A function the compiler does not handle (one that
-// creates a function: a nested def or lambda; augmented |=) runs on the VM,
-// whole.
+// creates a function, with a nested def or lambda, or whose locals a
+// nested function captures) runs on the VM, whole; so do functions of
+// programs compiled without recursion allowed.
+//
+// Three things the VM keeps unexported are read through offsets checked
+// by reflection (internals.go): a thread's cancellation reason and step
+// limit, and a module's global variables; and small ints are decoded
+// from go.starlark.net's representation (ops.go). If this build's
+// go.starlark.net does not match, [New] returns nil and nothing is
+// compiled.
+//
+// Speed, measured on a loaded 2-core machine (go test -bench . -cpu 1,
+// CPU time): is_prime over range(200000) about 6-9x faster than the VM
+// and 1.5-2x faster than CPython 3.11; recursive calls about 3-4x faster
+// than the VM but still slower than CPython (each call is a real
+// go.starlark.net frame, through starlark.Call).
 //
 // Compiled code is used only at call time: [Compiler.Callable] returns a
 // per-call Callable for a *starlark.Function, which is never stored in a
@@ -37,6 +51,7 @@ import (
 // concurrent use.
 type Compiler struct {
 	progs sync.Map // weak.Pointer[starlark.Program] -> *progInfo
+	last  site     // the function Callable saw last (a job calls one function many times)
 }
 
 // New returns a compiler, or nil (which compiles nothing) if this build's
@@ -85,7 +100,7 @@ func (c *Compiler) Callable(fn starlark.Value) starlark.Value {
 	if !ok || c == nil {
 		return fn
 	}
-	if code := c.codeOf(f); code != nil {
+	if code := c.last.codeOf(c, f); code != nil {
 		return newFrame(code, f)
 	}
 	return fn

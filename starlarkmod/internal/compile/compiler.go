@@ -2,7 +2,6 @@ package compile
 
 import (
 	"errors"
-	"fmt"
 	"math/big"
 
 	"go.starlark.net/resolve"
@@ -71,6 +70,7 @@ func compileFunc(c *Compiler, f *resolve.Function) (cd *code) {
 			cd.atMost = true
 		}
 	}
+	cd.positional = !cd.varargs && !cd.kwargs && cd.nkwonly == 0
 	fc := &fcomp{code: cd}
 	fc.setPos(f.Pos)
 	body := fc.stmts(f.Body)
@@ -323,7 +323,7 @@ func (fc *fcomp) augmented(s *syntax.AssignStmt) stmtFn {
 			return func(fr *frame, x, y starlark.Value) (starlark.Value, error) {
 				if a, ok := smallInt(x); ok {
 					if b, ok := smallInt(y); ok {
-						return starlark.MakeInt64(a + b), nil
+						return mkInt(a + b), nil
 					}
 				}
 				z, err := inplaceAdd(x, y)
@@ -362,7 +362,7 @@ func (fc *fcomp) augmented(s *syntax.AssignStmt) stmtFn {
 					return ctlNext, unbound(fr, xk, xn)
 				}
 				if a, ok := smallInt(x); ok {
-					fr.locals[xi] = starlark.MakeInt64(a + c)
+					fr.locals[xi] = mkInt(a + c)
 					return ctlNext, nil
 				}
 				z, err := do(fr, x, yo.val)
@@ -823,7 +823,7 @@ func (fc *fcomp) expr(e syntax.Expr) exprFn {
 			}
 			if op == syntax.MINUS {
 				if a, ok := smallInt(x); ok {
-					return starlark.MakeInt64(-a), nil
+					return mkInt(-a), nil
 				}
 			}
 			y, err := starlark.Unary(op, x)
@@ -968,7 +968,23 @@ func (fc *fcomp) binary(e *syntax.BinaryExpr) exprFn {
 				return nil, unbound(fr, xk, xn)
 			}
 			if a, ok := smallInt(x); ok {
-				if z, ok := arith(op, a, c); ok {
+				switch op {
+				case syntax.PLUS:
+					return mkInt(a + c), nil
+				case syntax.MINUS:
+					return mkInt(a - c), nil
+				case syntax.STAR:
+					return mkInt(a * c), nil
+				case syntax.PERCENT:
+					if c != 0 {
+						r := a % c
+						if r != 0 && (r < 0) != (c < 0) {
+							r += c
+						}
+						return mkInt(r), nil
+					}
+				}
+				if z, ok := arithSlow(op, a, c); ok {
 					return z, nil
 				}
 			}
@@ -991,7 +1007,23 @@ func (fc *fcomp) binary(e *syntax.BinaryExpr) exprFn {
 			}
 			if a, ok := smallInt(x); ok {
 				if b, ok := smallInt(y); ok {
-					if z, ok := arith(op, a, b); ok {
+					switch op {
+					case syntax.PLUS:
+						return mkInt(a + b), nil
+					case syntax.MINUS:
+						return mkInt(a - b), nil
+					case syntax.STAR:
+						return mkInt(a * b), nil
+					case syntax.PERCENT:
+						if b != 0 {
+							r := a % b
+							if r != 0 && (r < 0) != (b < 0) {
+								r += b
+							}
+							return mkInt(r), nil
+						}
+					}
+					if z, ok := arithSlow(op, a, b); ok {
 						return z, nil
 					}
 				}
@@ -1010,7 +1042,23 @@ func (fc *fcomp) binary(e *syntax.BinaryExpr) exprFn {
 				return nil, err
 			}
 			if a, ok := smallInt(x); ok {
-				if z, ok := arith(op, a, c); ok {
+				switch op {
+				case syntax.PLUS:
+					return mkInt(a + c), nil
+				case syntax.MINUS:
+					return mkInt(a - c), nil
+				case syntax.STAR:
+					return mkInt(a * c), nil
+				case syntax.PERCENT:
+					if c != 0 {
+						r := a % c
+						if r != 0 && (r < 0) != (c < 0) {
+							r += c
+						}
+						return mkInt(r), nil
+					}
+				}
+				if z, ok := arithSlow(op, a, c); ok {
 					return z, nil
 				}
 			}
@@ -1051,6 +1099,10 @@ type operand struct {
 	isConst bool
 	c       int64
 	val     starlark.Value
+	// bin: x op y of two locals (indices bx, by), op one of + - * %
+	bin    bool
+	bop    syntax.Token
+	bx, by int
 }
 
 func (fc *fcomp) operand(e syntax.Expr) operand {
@@ -1067,29 +1119,73 @@ func (fc *fcomp) operand(e syntax.Expr) operand {
 			return operand{fn: fn, isConst: true, c: c, val: starlark.MakeInt64(c)}
 		}
 	}
+	if b, ok := e.(*syntax.BinaryExpr); ok {
+		switch b.Op {
+		case syntax.PLUS, syntax.MINUS, syntax.STAR, syntax.PERCENT:
+			x, xok := localIndex(b.X)
+			y, yok := localIndex(b.Y)
+			if xok && yok {
+				return operand{fn: fc.expr(e), bin: true, bop: b.Op, bx: x, by: y}
+			}
+		}
+	}
 	return operand{fn: fc.expr(e)}
+}
+
+// localIndex reports the index of e if it is a local variable.
+func localIndex(e syntax.Expr) (int, bool) {
+	if id, ok := unparen(e).(*syntax.Ident); ok {
+		if b, ok := id.Binding.(*resolve.Binding); ok && b.Scope == resolve.Local {
+			return b.Index, true
+		}
+	}
+	return 0, false
+}
+
+// binSmall computes a bin operand inline if both locals hold small ints
+// (else the caller evaluates the operand's fn, which reports errors).
+func binSmall(fr *frame, o *operand) (int64, bool) {
+	a, ok := smallInt(fr.locals[o.bx])
+	if !ok {
+		return 0, false
+	}
+	b, ok := smallInt(fr.locals[o.by])
+	if !ok {
+		return 0, false
+	}
+	switch o.bop {
+	case syntax.PLUS:
+		return a + b, true
+	case syntax.MINUS:
+		return a - b, true
+	case syntax.STAR:
+		return a * b, true
+	}
+	if b == 0 { // PERCENT
+		return 0, false
+	}
+	r := a % b
+	if r != 0 && (r < 0) != (b < 0) {
+		r += b
+	}
+	return r, true
 }
 
 func unbound(fr *frame, k int32, name string) error {
 	return fr.errorf(k, "local variable %s referenced before assignment", name)
 }
 
-// arith is binary's int fast path for operands in (-2^31, 2^31).
-func arith(op syntax.Token, a, b int64) (starlark.Value, bool) {
+// arithSlow is binary's int fast path for operands in [-2^31, 2^31) and
+// the operators other than +, - and * (which callers do inline).
+func arithSlow(op syntax.Token, a, b int64) (starlark.Value, bool) {
 	switch op {
-	case syntax.PLUS:
-		return starlark.MakeInt64(a + b), true
-	case syntax.MINUS:
-		return starlark.MakeInt64(a - b), true
-	case syntax.STAR:
-		return starlark.MakeInt64(a * b), true
 	case syntax.SLASHSLASH:
 		if b != 0 {
 			q := a / b
 			if a%b != 0 && (a < 0) != (b < 0) {
 				q--
 			}
-			return starlark.MakeInt64(q), true
+			return mkInt(q), true
 		}
 	case syntax.PERCENT:
 		if b != 0 {
@@ -1097,14 +1193,14 @@ func arith(op syntax.Token, a, b int64) (starlark.Value, bool) {
 			if r != 0 && (r < 0) != (b < 0) {
 				r += b
 			}
-			return starlark.MakeInt64(r), true
+			return mkInt(r), true
 		}
 	case syntax.AMP:
-		return starlark.MakeInt64(a & b), true
+		return mkInt(a & b), true
 	case syntax.PIPE:
-		return starlark.MakeInt64(a | b), true
+		return mkInt(a | b), true
 	case syntax.CIRCUMFLEX:
-		return starlark.MakeInt64(a ^ b), true
+		return mkInt(a ^ b), true
 	}
 	return nil, false
 }
@@ -1137,6 +1233,32 @@ func (fc *fcomp) compare(e *syntax.BinaryExpr) condFn {
 		}
 	}
 	switch {
+	case xo.bin && (yo.local || yo.isConst):
+		// i * i <= n, n % i == 0: the int arithmetic inline
+		xop, yi, yconst, c := xo, yo.idx, yo.isConst, yo.c
+		return func(fr *frame) (bool, error) {
+			if a, ok := binSmall(fr, &xop); ok {
+				if yconst {
+					return cmpInt(op, a, c), nil
+				}
+				if b, ok := smallInt(fr.locals[yi]); ok {
+					return cmpInt(op, a, b), nil
+				}
+			}
+			x, err := xe(fr)
+			if err != nil {
+				return false, err
+			}
+			y, err := ye(fr)
+			if err != nil {
+				return false, err
+			}
+			ok, err := compare(op, x, y)
+			if err != nil {
+				return false, fr.fail(k, err)
+			}
+			return ok, nil
+		}
 	case xo.local && yo.isConst:
 		xi, xk, xn, c, cv := xo.idx, xo.k, xo.name, yo.c, yo.val
 		return func(fr *frame) (bool, error) {
@@ -1163,6 +1285,33 @@ func (fc *fcomp) compare(e *syntax.BinaryExpr) condFn {
 			y := fr.locals[yi]
 			if y == nil {
 				return false, unbound(fr, yk, yn)
+			}
+			if a, ok := smallInt(x); ok {
+				if b, ok := smallInt(y); ok {
+					return cmpInt(op, a, b), nil
+				}
+			}
+			ok, err := compare(op, x, y)
+			if err != nil {
+				return false, fr.fail(k, err)
+			}
+			return ok, nil
+		}
+	case yo.local:
+		yi, yk, yn := yo.idx, yo.k, yo.name
+		return func(fr *frame) (bool, error) {
+			x, err := xe(fr)
+			if err != nil {
+				return false, err
+			}
+			y := fr.locals[yi]
+			if y == nil {
+				return false, unbound(fr, yk, yn)
+			}
+			if a, ok := smallInt(x); ok {
+				if b, ok := smallInt(y); ok {
+					return cmpInt(op, a, b), nil
+				}
 			}
 			ok, err := compare(op, x, y)
 			if err != nil {
@@ -1460,19 +1609,24 @@ func (fc *fcomp) call(e *syntax.CallExpr) exprFn {
 	// len(x) of a string, list, tuple or dict, and l.append(x) on a
 	// mutable list, are done inline: same result, no call.
 	simple := len(pos) == 1 && names == nil && varargs == nil && kwargs == nil
-	var lenFn, isLen bool
-	if id, ok := e.Fn.(*syntax.Ident); ok && simple && id.Name == "len" {
+	var isLen, isStr bool
+	if id, ok := e.Fn.(*syntax.Ident); ok && simple {
 		if b, ok := id.Binding.(*resolve.Binding); ok && b.Scope == resolve.Universal {
-			isLen = true
+			isLen, isStr = id.Name == "len", id.Name == "str"
 		}
 	}
-	_ = lenFn
 	isAppend := simple && recvE != nil && attr == "append"
+	simpleCall := len(pos) > 0 && names == nil && varargs == nil && kwargs == nil
+	isGet := recvE != nil && attr == "get" && (len(pos) == 1 || len(pos) == 2) && names == nil && varargs == nil && kwargs == nil
 
-	return func(fr *frame) (starlark.Value, error) {
-		var fn starlark.Value
+	// general makes the call; pre, if not nil, is the function, already
+	// evaluated.
+	general := func(fr *frame, pre starlark.Value) (starlark.Value, error) {
+		fn := pre
 		var err error
-		if recvE != nil {
+		if pre != nil {
+			// evaluated by the caller
+		} else if recvE != nil {
 			recv, err := recvE(fr)
 			if err != nil {
 				return nil, err
@@ -1493,6 +1647,33 @@ func (fc *fcomp) call(e *syntax.CallExpr) exprFn {
 						return nil, err
 					}
 					return fr.after(starlark.Call(fr.th, m, starlark.Tuple{v}, nil))
+				}
+			}
+			if isGet {
+				if d, ok := recv.(*starlark.Dict); ok {
+					args := make(starlark.Tuple, len(pos))
+					for i, p := range pos {
+						v, err := p(fr)
+						if err != nil {
+							return nil, err
+						}
+						args[i] = v
+					}
+					if v, found, err := d.Get(args[0]); err == nil {
+						if found {
+							return v, nil
+						} else if len(args) == 2 {
+							return args[1], nil
+						}
+						return starlark.None, nil
+					}
+					// an unhashable key: the builtin reports it
+					m, _ := getAttr(d, "get")
+					fr.pc = k
+					if err := fr.tick(1, k); err != nil {
+						return nil, err
+					}
+					return fr.after(starlark.Call(fr.th, m, args, nil))
 				}
 			}
 			fn, err = getAttr(recv, attr)
@@ -1537,6 +1718,14 @@ func (fc *fcomp) call(e *syntax.CallExpr) exprFn {
 					return nil, err
 				}
 				args[i] = v
+			}
+		}
+		if isStr {
+			switch x := args[0].(type) {
+			case starlark.String:
+				return x, nil
+			case starlark.Int:
+				return starlark.String(x.String()), nil
 			}
 		}
 		if isLen {
@@ -1605,16 +1794,54 @@ func (fc *fcomp) call(e *syntax.CallExpr) exprFn {
 			}
 		}
 		fr.pc = k
-		if err := fr.tick(1, k); err != nil {
-			return nil, err
-		}
 		if next != nil {
+			// The callee checks cancellation and steps on entry.
 			v, err := starlark.Call(fr.th, next, args, kvpairs)
 			fr.child = next
 			return fr.after(v, err)
 		}
+		if err := fr.tick(1, k); err != nil {
+			return nil, err
+		}
 		return fr.after(starlark.Call(fr.th, fn, args, kvpairs))
 	}
+	if recvE != nil || !simpleCall || isLen || isStr {
+		return func(fr *frame) (starlark.Value, error) { return general(fr, nil) }
+	}
+	// f(x, y) of a compiled function taking exactly those parameters
+	// (recursion, helpers): arguments straight into the callee's frame.
+	n := len(pos)
+	return func(fr *frame) (starlark.Value, error) {
+		fn, err := fnE(fr)
+		if err != nil {
+			return nil, err
+		}
+		f, ok := fn.(*starlark.Function)
+		if !ok {
+			return general(fr, fn)
+		}
+		callee := s.codeOf(comp, f)
+		if callee == nil || !callee.positional || callee.nparams != n || callee.nlocals > len(fr.buf) {
+			return general(fr, fn)
+		}
+		next := fr.child
+		fr.child = nil
+		if next == nil {
+			next = new(frame)
+		}
+		next.code, next.fn = callee, f
+		args := next.buf[:n:n]
+		for i, p := range pos {
+			v, err := p(fr)
+			if err != nil {
+				clear(args)
+				return nil, err
+			}
+			args[i] = v
+		}
+		fr.pc = k
+		v, err := starlark.Call(fr.th, next, args, nil)
+		fr.child = next
+		return fr.after(v, err)
+	}
 }
-
-var _ = fmt.Sprint

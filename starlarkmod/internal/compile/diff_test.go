@@ -412,3 +412,58 @@ def f():
 		assert.Contains(t, ee.Backtrace(), "test.star:")
 	}
 }
+
+func TestInlineBuiltins(t *testing.T) {
+	for _, src := range []string{`
+def f():
+    d = {1: 2}
+    return d.get(1), d.get(3), d.get(3, "x"), str(1), str("s"), str(1.5), len("abc"), len({}), len((1,))
+`, `
+def f():
+    return {}.get([])
+`, `
+def f():
+    return {}.get()
+`, `
+def f():
+    return str(1, 2)
+`, `
+def f():
+    return len(1)
+`, `
+def f():
+    l = [1]
+    for x in l:
+        l.append(2)
+`} {
+		assert.True(t, same(t, src))
+	}
+}
+
+// TestStackOverflow: unbounded recursion fails as on the VM, and the
+// frames reused by the failed calls hold no stale arguments afterwards.
+func TestStackOverflow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100,000 frames")
+	}
+	src := `
+def r(n):
+    return r(n + 1)
+def g(a, b=None):
+    if b == None:
+        return a
+    return b
+def f():
+    x = None
+    for i in range(2):
+        if i == 1:
+            x = g(7)
+        else:
+            r(0)
+    return x
+`
+	for _, compiled := range []bool{false, true} {
+		out, _ := outcome(t, src, compiled, 0)
+		assert.Contains(t, out, "Starlark stack overflow", "compiled=%v", compiled)
+	}
+}

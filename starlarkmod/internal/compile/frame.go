@@ -26,6 +26,7 @@ type code struct {
 	nparams, nkwonly int // nparams counts *args and **kwargs
 	varargs, kwargs  bool
 	atMost           bool // a parameter before * has a default
+	positional       bool // no *args, **kwargs or keyword-only parameters
 }
 
 // A frame is one activation of compiled code: the starlark.Callable that
@@ -64,6 +65,8 @@ func (fr *frame) Position() syntax.Position { return fr.code.pos[fr.pc] }
 // binds them.
 func (fr *frame) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if th.CallStackDepth() > 100_000 { // the VM's limit with recursion on
+		clear(fr.buf[:]) // the caller may have put arguments there
+		//lint:ignore ST1005 the VM's message, exactly
 		return nil, errors.New("Starlark stack overflow")
 	}
 	code := fr.code
@@ -81,7 +84,9 @@ func (fr *frame) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs [
 }
 
 func (fr *frame) run(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	if err := fr.setArgs(args, kwargs); err != nil {
+	if n := len(args); n > 0 && n == fr.code.nparams && fr.code.positional && len(kwargs) == 0 && &args[0] == &fr.buf[0] {
+		// A compiled caller evaluated exactly the parameters into our locals.
+	} else if err := fr.setArgs(args, kwargs); err != nil {
 		return nil, err
 	}
 	if err := fr.tick(1, fr.code.entry); err != nil {
@@ -112,6 +117,7 @@ func (fr *frame) tick(w uint64, k int32) error {
 	}
 	if r := cancelReason(th); r != nil {
 		fr.pc = k
+		//lint:ignore ST1005 the VM's message, exactly
 		return fmt.Errorf("Starlark computation cancelled: %s", *r)
 	}
 	return nil
@@ -123,6 +129,7 @@ func (fr *frame) tick(w uint64, k int32) error {
 func (fr *frame) after(v starlark.Value, err error) (starlark.Value, error) {
 	if err == nil {
 		if r := cancelReason(fr.th); r != nil {
+			//lint:ignore ST1005 the VM's message, exactly
 			return nil, fmt.Errorf("Starlark computation cancelled: %s", *r)
 		}
 	}

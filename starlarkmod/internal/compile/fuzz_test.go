@@ -134,7 +134,7 @@ func (g *gen) stmts(indent, n int) {
 
 func (g *gen) stmt(indent int) {
 	d := 2
-	k := g.r.IntN(22)
+	k := g.r.IntN(23)
 	if g.depth >= 3 && k >= 14 {
 		k = g.r.IntN(14)
 	}
@@ -169,6 +169,10 @@ func (g *gen) stmt(indent int) {
 			return
 		}
 		g.line(indent, "c = %s", g.intExpr(d))
+	case 19:
+		// calls between compiled functions, good and bad argument lists
+		g.line(indent, "%s = h(%s)", g.pick("a", "b", "c"), g.pick(
+			g.intExpr(1), g.intExpr(1)+", "+g.intExpr(1), "q="+g.intExpr(1)+", p=1", "*l[:2]", "1, 2, 3", "", "z=1", "**{\"p\": a}", "1, p=2"))
 	case 13:
 		if g.r.IntN(4) == 0 {
 			g.line(indent, "return %s", g.any(d))
@@ -213,6 +217,11 @@ func program(seed []byte) string {
 	h.Write(seed)
 	g := &gen{r: rand.New(rand.NewPCG(h.Sum64(), 0x5eed))}
 	g.line(0, "G = [1, 2]")
+	g.line(0, "def h(p, q=2):")
+	g.line(1, "if p == 3:")
+	g.line(2, "return p // (q - q)")
+	g.line(1, "G.append(p) if q == 7 else None")
+	g.line(1, "return p * 10 + q if type(p) == \"int\" else q")
 	g.line(0, "def f():")
 	if g.r.IntN(8) != 0 {
 		g.line(1, "a, b, c, x = 3, -7, 11, 0.5")

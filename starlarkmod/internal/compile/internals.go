@@ -26,6 +26,9 @@ var (
 )
 
 func findLayout() bool {
+	if smallBase == 0 {
+		return false
+	}
 	tt := reflect.TypeFor[starlark.Thread]()
 	cancel, ok1 := tt.FieldByName("cancelReason")
 	max, ok2 := tt.FieldByName("maxSteps")

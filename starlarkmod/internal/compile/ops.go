@@ -1,7 +1,6 @@
 package compile
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -287,8 +286,6 @@ func checkMutableList(l *starlark.List, verb string) error {
 	return err
 }
 
-var errNil = errors.New("internal error: nil value")
-
 // Fast paths. Each applies only where its result is certainly the one
 // starlark.Binary or starlark.Compare would give; anything else (big
 // ints, mixed types, division by zero) goes to them.
@@ -299,31 +296,34 @@ var errNil = errors.New("internal error: nil value")
 // as *big.Int.
 const smallMax = 1 << 31
 
-// smallInt reports x's value if x is an int in (-2^31, 2^31).
+// smallInt reports x's value if x is an int in [-2^31, 2^31).
 func smallInt(x starlark.Value) (int64, bool) {
-	i, ok := x.(starlark.Int)
-	if !ok {
-		return 0, false
-	}
-	if smallBase != 0 {
+	if i, ok := x.(starlark.Int); ok {
 		// Int is one pointer; small ints point into a reserved region.
 		if d := *(*uintptr)(unsafe.Pointer(&i)) - smallBase; d < 1<<32 {
-			if v := int64(d) + math.MinInt32; v > -smallMax {
-				return v, true
-			}
+			return int64(d) + math.MinInt32, true
 		}
-		return 0, false
-	}
-	if v, ok := i.Int64(); ok && v > -smallMax && v < smallMax {
-		return v, true
 	}
 	return 0, false
 }
 
+// mkInt is starlark.MakeInt64, inline for small ints.
+func mkInt(v int64) starlark.Value {
+	d := uintptr(v + 1<<31)
+	if d < 1<<32 {
+		d += smallBase
+		return *(*starlark.Int)(unsafe.Pointer(&d))
+	}
+	return makeInt64(v)
+}
+
+//go:noinline
+func makeInt64(v int64) starlark.Value { return starlark.MakeInt64(v) } // keeps mkInt inlinable
+
 // smallBase is the address go.starlark.net encodes math.MinInt32 as, on
 // platforms where an Int is one pointer into a reserved region of 2^32
-// bytes (int_posix64.go), or 0 where it is not: smallInt then uses
-// Int.Int64. Checked by comparing with MakeInt64 at both ends.
+// bytes (int_posix64.go), or 0 where it is not: nothing is compiled then
+// (layoutOK). Checked by comparing with MakeInt64 at both ends.
 var smallBase = func() uintptr {
 	t := reflect.TypeFor[starlark.Int]()
 	if t.NumField() != 1 || t.Field(0).Type.Kind() != reflect.UnsafePointer {
@@ -346,12 +346,12 @@ func binary(op syntax.Token, x, y starlark.Value) (starlark.Value, error) {
 		if b, ok := smallInt(y); ok {
 			switch op {
 			case syntax.PLUS:
-				return starlark.MakeInt64(a + b), nil
+				return mkInt(a + b), nil
 			case syntax.MINUS:
-				return starlark.MakeInt64(a - b), nil
+				return mkInt(a - b), nil
 			case syntax.STAR:
 				if a > -math.MaxInt32 && a < math.MaxInt32 && b > -math.MaxInt32 && b < math.MaxInt32 {
-					return starlark.MakeInt64(a * b), nil
+					return mkInt(a * b), nil
 				}
 			case syntax.SLASHSLASH:
 				if b != 0 {
@@ -370,11 +370,11 @@ func binary(op syntax.Token, x, y starlark.Value) (starlark.Value, error) {
 					return starlark.MakeInt64(r), nil
 				}
 			case syntax.AMP:
-				return starlark.MakeInt64(a & b), nil
+				return mkInt(a & b), nil
 			case syntax.PIPE:
-				return starlark.MakeInt64(a | b), nil
+				return mkInt(a | b), nil
 			case syntax.CIRCUMFLEX:
-				return starlark.MakeInt64(a ^ b), nil
+				return mkInt(a ^ b), nil
 			}
 		}
 	} else if a, ok := x.(starlark.Float); ok {
