@@ -486,7 +486,9 @@ func (e *Executor) readResults() {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return
 			}
-			continue // the ordered consumer recreates itself
+			// The ordered consumer recreates itself; do not spin meanwhile.
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
 		e.onResult(msg.Data())
 	}
