@@ -344,12 +344,14 @@ func dispatcherSend(th *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 func (d *dispatcherValue) deliver(ctx context.Context, w *engine.Worker, batch []delivery) (n int) {
 	th := workerThread.Get(w)
 	rec := d.run.record("dispatcher", fmt.Sprintf("%s: delivering %d messages", d.name, len(batch)))
+	obsEnd := d.run.obs.span(spanDelivery, th, nil, d.name+": delivering", "")
 	prev := d.delivering.Swap(th)
 	defer d.delivering.Store(prev)
 	n, _ = withContext(ctx, th, func() (int, error) {
 		return d.deliverAll(ctx, th, batch), nil
 	})
 	rec.finish(ctx.Err())
+	obsEnd(ctx.Err())
 	return n
 }
 

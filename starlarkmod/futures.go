@@ -69,6 +69,7 @@ func startFuture(th *starlark.Thread, fn starlark.Callable, op string, args star
 		return nil, err
 	}
 	rec := r.recordOf(op, call)
+	r.obs.startedAt(key, call.pos)
 	f := engine.Go(r.bgContext(th), in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		if rc != nil {
 			return r.runRemote(ctx, w, rc)

@@ -7,15 +7,17 @@ import (
 	"time"
 
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 
 	"github.com/semisync/semisync/engine"
 )
 
 // An Observer records what the runs of an interpreter did, for the
 // views of --trace, --graph and --summary: a slice per task (semisync
-// call, future, pipeline stage, dispatcher handler, job item), a slice per
-// job run and per semisync.begin, the graphs begin ran with each call's
-// status and duration, and per-function counts and times.
+// call, future, pipeline stage, dispatcher handler call, job item), a
+// slice per job run, dispatcher delivery and semisync.begin, the graphs
+// begin ran with each call's status and duration, and per-function counts
+// and times.
 //
 // Set it in [Options].Observer before the first run; each run records into
 // its own part (a run sees only its own graphs in semisync.graph()). After
@@ -30,7 +32,7 @@ import (
 //
 // Size: a job records a slice for each of its first 1024 items, then 512
 // per doubling of the index (items 1024-2047: every 2nd; 2048-4095: every
-// 4th, ...), so a job of 10^7 items records about 8,200 item slices; the
+// 4th, ...), so a job of 10^7 items records about 7,800 item slices; the
 // per-function counts and times still cover every item. A run keeps at
 // most 500,000 slices (MaxTraceSlices); later ones are counted, not kept,
 // and the trace says how many were dropped.
@@ -117,7 +119,21 @@ type runObs struct {
 
 	gmu     sync.Mutex
 	graphs  []*graphRec
-	mainTid map[int32]bool // workers of main threads
+	mainTid map[int32]bool              // workers of main threads
+	where   map[callKey]syntax.Position // where futures were called
+}
+
+// startedAt notes the line that started the task ref (a future's call).
+func (ro *runObs) startedAt(ref taskRef, pos syntax.Position) {
+	if ro == nil || ro.o == nil || ref.sub != 0 {
+		return
+	}
+	ro.gmu.Lock()
+	if ro.where == nil {
+		ro.where = map[callKey]syntax.Position{}
+	}
+	ro.where[callKey{ref.parent, int32(ref.n)}] = pos
+	ro.gmu.Unlock()
 }
 
 // newRunObs returns the record of a new run (observed if o is not nil).

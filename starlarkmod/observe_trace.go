@@ -53,6 +53,16 @@ type traceWriter struct {
 type traceArg struct {
 	key, s string
 	n      int
+	// A task path: s (the parent's path and a slash, JSON-safe), n and, if
+	// positive, sub.
+	path bool
+	sub  int32
+}
+
+// pathArg is the arg "task": the path of task n (sub) under the parent
+// whose path, with a trailing slash, is prefix.
+func pathArg(prefix string, n, sub int32) traceArg {
+	return traceArg{key: "task", s: prefix, n: int(n), path: true, sub: sub}
 }
 
 func strArg(k, v string) traceArg { return traceArg{key: k, s: v} }
@@ -63,6 +73,12 @@ func intArg(k string, v int) traceArg {
 // event writes one event: phase ph, at ts (ns), lasting dur (for "X"),
 // with extra JSON fields (starting with a comma) and args.
 func (tw *traceWriter) event(ph, name, cat string, pid int, tid int32, ts, dur int64, extra string, args ...traceArg) {
+	tw.eventFlow(ph, name, cat, pid, tid, ts, dur, extra, 0, args...)
+}
+
+// eventFlow is event with a flow id (if positive; a flow end binds to the
+// enclosing slice).
+func (tw *traceWriter) eventFlow(ph, name, cat string, pid int, tid int32, ts, dur int64, extra string, flow int, args ...traceArg) {
 	b := tw.b[:0]
 	if tw.first {
 		b = append(b, "\n{"...)
@@ -89,6 +105,13 @@ func (tw *traceWriter) event(ph, name, cat string, pid int, tid int32, ts, dur i
 		b = appendMicros(b, dur)
 	}
 	b = append(b, extra...)
+	if flow > 0 {
+		b = append(b, `,"id":`...)
+		b = strconv.AppendInt(b, int64(flow), 10)
+		if ph == "f" {
+			b = append(b, `,"bp":"e"`...)
+		}
+	}
 	if len(args) > 0 {
 		b = append(b, `,"args":{`...)
 		for i, a := range args {
@@ -97,7 +120,16 @@ func (tw *traceWriter) event(ph, name, cat string, pid int, tid int32, ts, dur i
 			}
 			b = appendJSON(b, a.key)
 			b = append(b, ':')
-			if a.s != "" {
+			if a.path {
+				b = append(b, '"')
+				b = append(b, a.s...)
+				b = strconv.AppendInt(b, int64(a.n), 10)
+				if a.sub > 0 {
+					b = append(b, '/')
+					b = strconv.AppendInt(b, int64(a.sub), 10)
+				}
+				b = append(b, '"')
+			} else if a.s != "" {
 				b = appendJSON(b, a.s)
 			} else {
 				b = strconv.AppendInt(b, int64(a.n), 10)
@@ -150,6 +182,10 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 	pid := ro.pid
 	ro.gmu.Lock()
 	graphs := append([]*graphRec(nil), ro.graphs...)
+	where := make(map[callKey]string, len(ro.where))
+	for k, pos := range ro.where {
+		where[k] = pos.String()
+	}
 	mainTid := int32(0)
 	for t := range ro.mainTid {
 		if mainTid == 0 || t < mainTid {
@@ -271,20 +307,15 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		return fi
 	}
 	parentPaths := map[*taskID]string{}
-	path := func(parent *taskID, n, sub int32) string {
+	prefix := func(parent *taskID) string {
 		p, ok := parentPaths[parent]
 		if !ok {
 			p = parent.String() + "/"
 			parentPaths[parent] = p
 		}
-		p += strconv.Itoa(int(n))
-		if sub > 0 {
-			p += "/" + strconv.Itoa(int(sub))
-		}
 		return p
 	}
 	args := make([]traceArg, 0, 5)
-	var flowID []byte
 	for s := range spans.all {
 		name, cat := "", spanCats[s.kind]
 		args = args[:0]
@@ -302,7 +333,7 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		case spanItem:
 			fi := fnOf(s.fn)
 			name = fi.name
-			args = append(args, strArg("task", path(s.parent, s.n, 0)), intArg("item", int(s.n)))
+			args = append(args, pathArg(prefix(s.parent), s.n, 0), intArg("item", int(s.n)))
 			if w := jobWhere[s.parent]; w != "" {
 				args = append(args, strArg("at", w))
 			}
@@ -313,16 +344,22 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		default:
 			fi := fnOf(s.fn)
 			name = fi.name
-			args = append(args, strArg("task", path(s.parent, s.n, s.sub)))
-			if c := callOf(s.parent, s.n); c != nil && s.sub == 0 {
+			args = append(args, pathArg(prefix(s.parent), s.n, s.sub))
+			c := callOf(s.parent, s.n)
+			if c != nil && s.sub == 0 {
 				args = append(args, strArg("at", c.where))
 				src, haveSrc = c.begin, true
 				cat = "semisync"
-			} else if s.parent != nil && s.parent.parent == nil {
-				src, haveSrc = mainSlice, true
-			} else if s.parent != nil {
-				src, haveSrc = byKey[callKey{s.parent.parent, int32(s.parent.n)}]
-				haveSrc = haveSrc && src.tid >= 0
+			} else {
+				if w, ok := where[callKey{s.parent, s.n}]; ok && s.sub == 0 {
+					args = append(args, strArg("at", w))
+				}
+				if s.parent != nil && s.parent.parent == nil {
+					src, haveSrc = mainSlice, true
+				} else if s.parent != nil {
+					src, haveSrc = byKey[callKey{s.parent.parent, int32(s.parent.n)}]
+					haveSrc = haveSrc && src.tid >= 0
+				}
 			}
 			if fi.def != "" {
 				args = append(args, strArg("def", fi.def))
@@ -334,9 +371,8 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		tw.event("X", name, cat, pid, s.tid, s.start, s.end-s.start, "", args...)
 		if haveSrc {
 			tw.flow++
-			flowID = strconv.AppendInt(append(flowID[:0], `,"id":`...), int64(tw.flow), 10)
-			tw.event("s", "start", "flow", pid, src.tid, src.clamp(s.start), 0, string(flowID))
-			tw.event("f", "start", "flow", pid, s.tid, s.start, 0, string(append(flowID, `,"bp":"e"`...)))
+			tw.eventFlow("s", "start", "flow", pid, src.tid, src.clamp(s.start), 0, "", tw.flow)
+			tw.eventFlow("f", "start", "flow", pid, s.tid, s.start, 0, "", tw.flow)
 		}
 	}
 	return dropped

@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/creack/pty"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -136,7 +141,7 @@ func TestTraceJSON(t *testing.T) {
 					t.Errorf("unexpected phase %q", e.Ph)
 				}
 			}
-			assert.Equal(t, map[string]int{"semisync": 3, "item": 5, "task": 4, "handler": 1, "begin": 1, "job": 1, "run": 1}, cats)
+			assert.Equal(t, map[string]int{"semisync": 3, "item": 5, "task": 4, "handler": 1, "begin": 1, "job": 1, "run": 1, "dispatcher": 1}, cats)
 			assert.Len(t, tasks, 13, "one slice per task: %v", tasks)
 			for id, n := range tasks {
 				assert.Equal(t, 1, n, "task %s has %d slices", id, n)
@@ -288,4 +293,72 @@ job(square, [1, "x"], suppress_worker_exceptions=True).run()
 	want, err = os.ReadFile(golden)
 	require.NoError(t, err)
 	assert.Equal(t, string(want), masked)
+}
+
+// TestREPLProgressBar runs the REPL on a pseudo-terminal
+// (github.com/creack/pty) and types a job that prints while its bar is
+// shown: the bar is drawn, each printed line starts on a line of its own,
+// and the bar is erased before the next prompt.
+func TestREPLProgressBar(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary; skipped with -short")
+	}
+	cmd := exec.Command(semisyncBinary(t))
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "TERM=xterm")
+	ctl, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 150})
+	require.NoError(t, err)
+	defer ctl.Close()
+	var out syncBuf
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		io.Copy(&out, ctl) //nolint:errcheck // ends with EIO when the REPL exits
+	}()
+	waitFor := func(s string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(out.String(), s) {
+			require.True(t, time.Now().Before(deadline), "no %q in %q", s, out.String())
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor(">>> ")
+	io.WriteString(ctl, `load("time", "sleep")`+"\r")
+	io.WriteString(ctl, "def f(x):\r    sleep(0.15)\r    print(\"item\", x)\r\r")
+	io.WriteString(ctl, "r = job(f, range(10), processes = 2).run()\r")
+	waitFor("item 9")
+	io.WriteString(ctl, ":quit\r")
+	require.NoError(t, cmd.Wait())
+	<-copied
+	s := out.String()
+	require.Contains(t, s, "job f", "the bar was drawn in the REPL")
+	for i := range 10 {
+		line := fmt.Sprintf("item %d", i)
+		k := strings.Index(s, line)
+		require.GreaterOrEqual(t, k, 0)
+		before := s[:k]
+		assert.True(t, strings.HasSuffix(before, "\n") || strings.HasSuffix(before, "\r\x1b[K"),
+			"%q does not start a line: %q", line, before[max(0, len(before)-40):])
+	}
+	last := strings.LastIndex(s, "job f")
+	assert.Contains(t, s[last:], "\r\x1b[K", "the bar is erased at the end")
+	assert.Less(t, last, strings.LastIndex(s, ">>> "), "the bar comes before the next prompt")
+}
+
+// syncBuf is a bytes.Buffer safe for one writer and one reader.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
