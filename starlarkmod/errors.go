@@ -35,14 +35,8 @@ func errText(err error) string {
 	case *RemoteError:
 		return e.text()
 	}
-	var re *RemoteError
-	if errors.As(err, &re) {
-		msg := err.Error()
-		if prefix, ok := strings.CutSuffix(msg, re.Msg); ok && prefix != "" {
-			return strings.TrimRight(prefix, ": ") + ":\n" + indent(re.text())
-		}
-		return re.text()
-	}
+	// An EvalError in the chain is this side's: its message already holds
+	// any remote error it wraps (through a TaskError), so it comes first.
 	var ee *starlark.EvalError
 	if errors.As(err, &ee) {
 		// A wrapped traceback: keep what the wrapping says, then the frames.
@@ -51,6 +45,14 @@ func errText(err error) string {
 			return strings.TrimRight(prefix, ": ") + ":\n" + indent(ee.Backtrace())
 		}
 		return ee.Backtrace()
+	}
+	var re *RemoteError
+	if errors.As(err, &re) {
+		msg := err.Error()
+		if prefix, ok := strings.CutSuffix(msg, re.Msg); ok && prefix != "" {
+			return strings.TrimRight(prefix, ": ") + ":\n" + indent(re.text())
+		}
+		return re.text()
 	}
 	return err.Error()
 }

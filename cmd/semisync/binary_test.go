@@ -20,7 +20,7 @@ var binary struct {
 
 // semisyncBinary builds the semisync command once for the test binary and
 // returns its path; TestMain removes it.
-func semisyncBinary(t *testing.T) string {
+func semisyncBinary(t testing.TB) string {
 	t.Helper()
 	binary.once.Do(func() {
 		goBin, err := exec.LookPath("go")

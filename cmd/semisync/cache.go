@@ -46,7 +46,7 @@ func registerCacheFlags(fs *flag.FlagSet, c *config) {
 // newCacheFlags adds the result cache's flags to fs.
 func newCacheFlags(fs *flag.FlagSet) *cacheFlags {
 	c := &cacheFlags{fs: fs}
-	fs.StringVar(&c.dir, "cache", "", "cache the results of pure calls in `DIR`, shared by runs and processes (--cache \"\" or --cache=: the default, "+defaultCacheDirDoc()+")")
+	fs.StringVar(&c.dir, "cache", "", "cache the results of pure calls in `DIR`, shared by runs and processes (--cache= for the default: semisync in the user's cache directory, e.g. ~/.cache/semisync)")
 	fs.Var(&c.max, "cache-max", "cap the --cache directory at `SIZE` bytes (suffix K, M or G; default 1G), evicting the least recently used results")
 	return c
 }

@@ -97,6 +97,7 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 	registerCompileFlags(fs, c)
 	registerObserveFlags(fs, c) // observe.go
 	registerCacheFlags(fs, c)   // cache.go
+	registerClusterFlags(fs, c) // cluster.go
 }
 
 // registerCoreFlags defines the flags of running a script.
@@ -133,6 +134,7 @@ var subcommands = map[string]subcommand{
 	"repl":    {runREPL, "start the interactive REPL (also: no script)"},
 	"version": {func(c *config, _ []string) int { return printVersion(c) }, "print the version"},
 	"cache":   {func(c *config, args []string) int { return cacheCommand(args, c.stdout, c.stderr) }, "show or clear the result cache: cache stats|clear [--cache DIR]"},
+	"worker":  {runWorker, "serve the tasks of semisync --nats URL (see semisync worker --help)"},
 }
 
 func printVersion(c *config) int {

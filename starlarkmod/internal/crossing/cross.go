@@ -96,10 +96,35 @@ func (c *Checker) Cross(th *starlark.Thread, op string, background bool, vs ...s
 // recursion on the Go stack; values of types it does not know are frozen
 // with their own Freeze method.
 func Freeze(vs ...starlark.Value) {
-	w := walker{freezeOnly: true}
+	var w *walker // made on first need: its stack costs a 1024-frame block
 	for _, v := range vs {
+		if scalars(v) {
+			continue // nothing to freeze (a remote task's decoded arguments, mostly)
+		}
+		if w == nil {
+			w = &walker{freezeOnly: true}
+		}
 		w.walk(v) //nolint:errcheck // freezing alone never fails
 	}
+}
+
+// scalars reports whether v is immutable with nothing inside to freeze: a
+// scalar, or a tuple of scalars.
+func scalars(v starlark.Value) bool {
+	switch v := v.(type) {
+	case nil, starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, starlark.String, starlark.Bytes:
+		return true
+	case starlark.Tuple:
+		for _, x := range v {
+			switch x.(type) {
+			case starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, starlark.String, starlark.Bytes:
+			default:
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // knownSafe reports whether v needs no walk.

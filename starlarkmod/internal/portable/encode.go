@@ -483,10 +483,21 @@ func (e *encoder) value(v starlark.Value) error {
 		if reflect.TypeOf(v) == rangeType {
 			return e.rangeValue(v)
 		}
+		if isModule(v) {
+			if r, ok := e.name(v); ok {
+				e.writeRef(r) // a loaded module of another type (load("random", "random"))
+				return nil
+			}
+		}
 		return e.notPortable(describe(v))
 	}
 	return nil
 }
+
+// isModule reports whether v is a module value of a type other than
+// starlarkstruct.Module (starlarkmod's callable modules): like a Module,
+// it travels by the load that binds it.
+func isModule(v starlark.Value) bool { return v.Type() == "module" }
 
 // describe names a value that is not portable, for messages.
 func describe(v starlark.Value) string {
@@ -626,7 +637,9 @@ func addName(m map[starlark.Value]ref, v starlark.Value, r ref) {
 	switch v.(type) {
 	case *starlark.Builtin, *starlarkstruct.Module:
 	default:
-		return
+		if !isModule(v) {
+			return
+		}
 	}
 	if _, dup := m[v]; !dup {
 		m[v] = r

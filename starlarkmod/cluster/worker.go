@@ -1,0 +1,564 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/semisync/semisync/starlarkmod"
+)
+
+// ExecFunc runs one task item: [starlarkmod.Interpreter.ExecRemote]. It returns the portable-encoded result; print lines go to
+// out, which may be called from several goroutines.
+type ExecFunc func(ctx context.Context, fn []byte, fnSum string, files func(hash string) ([]byte, error), args []byte, out func(line string)) ([]byte, error)
+
+// WorkerOptions configure [RunWorker].
+type WorkerOptions struct {
+	// Stream names the deployment (default [DefaultStream]).
+	Stream string
+	// Name is shown before the lines its tasks print (default host-pid).
+	Name string
+	// Concurrency is how many task messages run at once (default 1).
+	// Items of one message run one after the other.
+	Concurrency int
+	// AckWait is how long the server waits for a worker's ack or
+	// in-progress signal before it gives a task to another worker: a
+	// worker that dies loses its tasks for that long (default
+	// [DefaultAckWait]). Workers send in-progress signals every AckWait/2.
+	AckWait time.Duration
+	// MaxDeliver is how many times a task is delivered before it fails
+	// (default [DefaultMaxDeliver]).
+	MaxDeliver int
+	// Grace is how long a stopping worker lets its running items finish
+	// before it cancels them and hands their tasks back (default 10s).
+	Grace time.Duration
+	// Exec runs an item (required).
+	Exec ExecFunc
+	// Log receives the worker's own messages (default io.Discard).
+	Log io.Writer
+}
+
+// RunWorker serves the deployment's tasks on nc until ctx is done: it
+// pulls task messages from the work-queue stream, runs their items with
+// Exec, publishes the results into the results stream and acks each
+// message only after its results are stored. While a message is held it
+// sends in-progress acks. When ctx is done it stops pulling, hands back
+// (naks) the messages it has not started, lets running items finish for
+// up to Grace, and returns nil.
+func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
+	if o.Exec == nil {
+		panic("cluster.RunWorker: nil Exec")
+	}
+	n, err := newNames(o.Stream)
+	if err != nil {
+		return err
+	}
+	if o.Name == "" {
+		host, _ := os.Hostname()
+		o.Name = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	o.Concurrency = max(o.Concurrency, 1)
+	if o.AckWait <= 0 {
+		o.AckWait = DefaultAckWait
+	}
+	if o.MaxDeliver <= 0 {
+		o.MaxDeliver = DefaultMaxDeliver
+	}
+	if o.Grace <= 0 {
+		o.Grace = 10 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	w := &worker{o: o, n: n, nc: nc, js: js,
+		held:      map[jetstream.Msg]struct{}{},
+		cancelled: map[string]time.Time{},
+		running:   map[string]map[*context.CancelFunc]struct{}{},
+		codes:     map[string]*codeEntry{},
+		freed:     make(chan struct{}, 1),
+	}
+	// Setting up waits for the server (a worker may start first).
+	var cons jetstream.Consumer
+	for {
+		cons, err = w.setup(ctx)
+		if err == nil {
+			break
+		}
+		fmt.Fprintf(o.Log, "semisync worker %s: %v (retrying)\n", o.Name, err)
+		if !sleepCtx(ctx, time.Second) {
+			return nil
+		}
+	}
+	sub, err := nc.Subscribe(n.cancel, w.onCancel)
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe() //nolint:errcheck // the connection may be closing
+	fmt.Fprintf(o.Log, "semisync worker %s: serving stream %s on %s (concurrency %d)\n", o.Name, n.tasks, nc.ConnectedUrlRedacted(), o.Concurrency)
+
+	// hard ends running items: Grace after ctx, for a stopping worker.
+	hard, kill := context.WithCancel(context.WithoutCancel(ctx))
+	defer kill()
+	stopTimer := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(o.Grace, kill)
+		<-hard.Done()
+		t.Stop()
+	})
+	defer stopTimer()
+	w.hard = hard
+
+	capacity := 2 * o.Concurrency
+	queue := make(chan jetstream.Msg, capacity)
+	slots := make(chan struct{}, capacity)
+	for range capacity {
+		slots <- struct{}{}
+	}
+	acks := make(chan *pending, capacity)
+	var runners, ackers sync.WaitGroup
+	for range o.Concurrency {
+		runners.Add(1)
+		go func() {
+			defer runners.Done()
+			for msg := range queue {
+				w.busy.Add(1)
+				start := time.Now()
+				p := w.handle(ctx, msg)
+				w.slow.Store(time.Since(start) > slowMessage)
+				w.busy.Add(-1)
+				slots <- struct{}{}
+				select {
+				case w.freed <- struct{}{}:
+				default:
+				}
+				if p != nil {
+					acks <- p
+				}
+			}
+		}()
+	}
+	ackers.Add(2)
+	go func() { defer ackers.Done(); w.ackLoop(acks) }()
+	beat, stopBeat := context.WithCancel(context.Background())
+	go func() { defer ackers.Done(); w.inProgressLoop(beat) }()
+
+	w.fetchLoop(ctx, cons, queue, slots)
+	close(queue)
+	runners.Wait()
+	close(acks)
+	stopBeat()
+	ackers.Wait()
+	fmt.Fprintf(o.Log, "semisync worker %s: stopped\n", o.Name)
+	return nil
+}
+
+// slowMessage is how long a task message must take for the worker to stop
+// fetching messages ahead of its free runners.
+const slowMessage = 20 * time.Millisecond
+
+type worker struct {
+	o    WorkerOptions
+	n    names
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	code jetstream.ObjectStore
+	res  jetstream.Stream
+	hard context.Context
+
+	busy  atomic.Int32  // runners handling a message
+	slow  atomic.Bool   // the last message took longer than slowMessage
+	freed chan struct{} // a runner finished a message
+
+	mu        sync.Mutex
+	held      map[jetstream.Msg]struct{}                  // fetched, not yet acked or naked
+	cancelled map[string]time.Time                        // "client call" -> when
+	running   map[string]map[*context.CancelFunc]struct{} // "client call" -> running items
+	codes     map[string]*codeEntry                       // sha256 hex -> fetched text
+}
+
+type codeEntry struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+// A pending message waits for its results to be stored, then is acked
+// (or naked, for a stopping worker's unfinished message).
+type pending struct {
+	msg     jetstream.Msg
+	futures []published
+	nak     bool
+}
+
+type published struct {
+	msg *nats.Msg
+	f   jetstream.PubAckFuture
+}
+
+func (w *worker) setup(ctx context.Context) (jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tasks, res, code, err := w.n.setup(ctx, w.js)
+	if err != nil {
+		return nil, err
+	}
+	w.res, w.code = res, code
+	return tasks.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       consumerName,
+		Description:   "semisync workers",
+		FilterSubject: w.n.tasks + ".tasks.>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       w.o.AckWait,
+		MaxDeliver:    w.o.MaxDeliver,
+		MaxAckPending: 10000,
+	})
+}
+
+// fetchLoop pulls as many messages as there are free slots until ctx is done.
+func (w *worker) fetchLoop(ctx context.Context, cons jetstream.Consumer, queue chan<- jetstream.Msg, slots chan struct{}) {
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-slots:
+		}
+		n := 1
+	more:
+		for ; n < cap(slots); n++ {
+			select {
+			case <-slots:
+			default:
+				break more
+			}
+		}
+		// Slow messages are not fetched ahead: a message queued here while
+		// another worker is idle would lengthen the end of a CPU-bound job.
+		for w.slow.Load() {
+			idle := w.o.Concurrency - int(w.busy.Load()) - len(queue)
+			if idle >= n {
+				break
+			}
+			if idle > 0 {
+				for ; n > idle; n-- {
+					slots <- struct{}{}
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				for range n {
+					slots <- struct{}{}
+				}
+				return
+			case <-w.freed:
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		got := 0
+		fctx, cancel := context.WithTimeout(ctx, time.Second)
+		batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
+		if err == nil {
+			for msg := range batch.Messages() {
+				got++
+				if ctx.Err() != nil {
+					msg.Nak() //nolint:errcheck // redelivered after AckWait otherwise
+					slots <- struct{}{}
+					continue
+				}
+				w.mu.Lock()
+				w.held[msg] = struct{}{}
+				w.mu.Unlock()
+				queue <- msg
+			}
+			err = batch.Error()
+		}
+		cancel()
+		for range n - got {
+			slots <- struct{}{}
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			if !failing {
+				fmt.Fprintf(w.o.Log, "semisync worker %s: %v (retrying)\n", w.o.Name, err)
+			}
+			failing = true
+			if !sleepCtx(ctx, 250*time.Millisecond) {
+				return
+			}
+			continue
+		}
+		failing = false
+	}
+}
+
+// handle runs the items of one task message and returns the message with
+// its result publishes, to be acked once they are stored. It returns nil
+// for a message it already answered (acked, naked or terminated).
+func (w *worker) handle(stop context.Context, msg jetstream.Msg) *pending {
+	t, err := decodeTask(msg.Data())
+	if err != nil {
+		fmt.Fprintf(w.o.Log, "semisync worker %s: %v: dropped\n", w.o.Name, err)
+		w.release(msg)
+		msg.Term() //nolint:errcheck // nothing else to do with it
+		return nil
+	}
+	key := t.Client + " " + strconv.FormatUint(t.Call, 10)
+	p := &pending{msg: msg}
+	if stop.Err() != nil {
+		p.nak = true
+		return p
+	}
+	if w.isCancelled(key) {
+		return p
+	}
+	fn, err := w.fetchCode(t.FnSum)
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		// The store is unreachable (a server restart): try again later.
+		p.nak = true
+		return p
+	}
+	subject := w.n.resultSubject(t.Client)
+	var out []resultItem
+	flush := func() {
+		if len(out) == 0 {
+			return
+		}
+		rm := resultMsg{Call: t.Call, Worker: w.o.Name, Items: out}
+		m := &nats.Msg{Subject: subject, Data: rm.encode()}
+		p.futures = append(p.futures, w.publish(m))
+		out = nil
+	}
+	// The message's items run under one context, which a cancel of their
+	// call (onCancel) or the end of the grace period cancels.
+	mctx, mcancel := context.WithCancel(w.hard)
+	defer mcancel()
+	w.track(key, &mcancel, true)
+	defer w.track(key, &mcancel, false)
+	last := time.Now()
+	for _, it := range t.Items {
+		if stop.Err() != nil && w.hard.Err() != nil {
+			p.nak = true
+			break
+		}
+		ri := resultItem{Index: it.Index}
+		if err != nil {
+			ri.Failed = true
+			ri.Msg = fmt.Sprintf("cluster: worker %s cannot find the code of %s (%.12s) in %s: %v", w.o.Name, t.Name, t.FnSum, w.n.code, err)
+		} else {
+			ictx := mctx
+			var cancel context.CancelFunc = func() {}
+			if t.Timeout > 0 {
+				ictx, cancel = starlarkmod.RemoteItemContext(mctx, &starlarkmod.RemoteBatch{Timeout: t.Timeout})
+			}
+			var lmu sync.Mutex
+			lines := []string(nil)
+			res, xerr := w.o.Exec(ictx, fn, t.FnSum, w.files, it.Args, func(l string) {
+				lmu.Lock()
+				lines = append(lines, l)
+				lmu.Unlock()
+			})
+			cancel()
+			if w.isCancelled(key) {
+				break // the caller gave up on this call
+			}
+			if w.hard.Err() != nil {
+				p.nak = true
+				break
+			}
+			lmu.Lock()
+			ri.Lines = lines
+			lmu.Unlock()
+			if xerr != nil {
+				ri.Failed = true
+				ri.Msg, ri.Trace = errorParts(xerr)
+			} else {
+				ri.Value = res
+			}
+		}
+		out = append(out, ri)
+		if time.Since(last) > 20*time.Millisecond {
+			flush()
+			last = time.Now()
+		}
+	}
+	flush()
+	return p
+}
+
+// errorParts is how a failed item travels: its message and backtrace.
+func errorParts(err error) (msg, trace string) {
+	var rerr *starlarkmod.RemoteError
+	if errors.As(err, &rerr) {
+		return rerr.Msg, rerr.Trace
+	}
+	return err.Error(), ""
+}
+
+// publish sends one result message into the results stream.
+func (w *worker) publish(m *nats.Msg) published {
+	for {
+		f, err := w.js.PublishMsgAsync(m)
+		if err == nil {
+			return published{m, f}
+		}
+		if !sleepCtx(w.hard, 100*time.Millisecond) {
+			return published{m, nil}
+		}
+	}
+}
+
+// ackLoop waits, in order, for each message's results to be stored, then
+// acks it (or naks it), and forgets it.
+func (w *worker) ackLoop(acks <-chan *pending) {
+	for p := range acks {
+		stored := true
+		for _, pub := range p.futures {
+			if !w.settle(pub) {
+				stored = false
+			}
+		}
+		if p.nak || !stored {
+			p.msg.Nak() //nolint:errcheck // redelivered after AckWait otherwise
+		} else {
+			p.msg.Ack() //nolint:errcheck // a lost ack means a redelivery, and the caller drops duplicates
+		}
+		w.release(p.msg)
+	}
+}
+
+// settle waits until a result message is stored, publishing it again if
+// that fails; it gives up when the worker is killed.
+func (w *worker) settle(pub published) bool {
+	for pub.f != nil {
+		select {
+		case <-pub.f.Ok():
+			return true
+		case <-pub.f.Err():
+		case <-time.After(5 * time.Second):
+		case <-w.hard.Done():
+			return false
+		}
+		if !sleepCtx(w.hard, 100*time.Millisecond) {
+			return false
+		}
+		pub = w.publish(pub.msg)
+	}
+	return false
+}
+
+func (w *worker) release(msg jetstream.Msg) {
+	w.mu.Lock()
+	delete(w.held, msg)
+	w.mu.Unlock()
+}
+
+// inProgressLoop tells the server every AckWait/2 that held messages are
+// still being worked on, so that only a dead worker's tasks move.
+func (w *worker) inProgressLoop(ctx context.Context) {
+	t := time.NewTicker(w.o.AckWait / 2)
+	defer t.Stop()
+	var held []jetstream.Msg
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		held = held[:0]
+		w.mu.Lock()
+		for m := range w.held {
+			held = append(held, m)
+		}
+		for k, at := range w.cancelled {
+			if time.Since(at) > 10*time.Minute {
+				delete(w.cancelled, k)
+			}
+		}
+		w.mu.Unlock()
+		for _, m := range held {
+			m.InProgress() //nolint:errcheck // a missed one costs a redelivery at worst
+		}
+	}
+}
+
+// onCancel records a caller's cancelled call and cancels its running items.
+func (w *worker) onCancel(m *nats.Msg) {
+	key := string(m.Data)
+	w.mu.Lock()
+	w.cancelled[key] = time.Now()
+	var cancels []context.CancelFunc
+	for c := range w.running[key] {
+		cancels = append(cancels, *c)
+	}
+	w.mu.Unlock()
+	for _, c := range cancels {
+		c()
+	}
+}
+
+func (w *worker) isCancelled(key string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.cancelled[key]
+	return ok
+}
+
+func (w *worker) track(key string, c *context.CancelFunc, on bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if on {
+		if w.running[key] == nil {
+			w.running[key] = map[*context.CancelFunc]struct{}{}
+		}
+		w.running[key][c] = struct{}{}
+		return
+	}
+	delete(w.running[key], c)
+	if len(w.running[key]) == 0 {
+		delete(w.running, key)
+	}
+}
+
+// files is the files callback of Exec: texts by content hash.
+func (w *worker) files(hash string) ([]byte, error) { return w.fetchCode(hash) }
+
+// fetchCode returns the text stored under hash in the code store, fetched
+// once per worker and checked against its hash.
+func (w *worker) fetchCode(hash string) ([]byte, error) {
+	w.mu.Lock()
+	e := w.codes[hash]
+	if e == nil {
+		e = &codeEntry{done: make(chan struct{})}
+		w.codes[hash] = e
+		w.mu.Unlock()
+		e.data, e.err = w.getCode(hash)
+		if e.err != nil {
+			w.mu.Lock()
+			delete(w.codes, hash)
+			w.mu.Unlock()
+		}
+		close(e.done)
+	} else {
+		w.mu.Unlock()
+		<-e.done
+	}
+	return e.data, e.err
+}
+
+func (w *worker) getCode(hash string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(w.hard, 10*time.Second)
+	defer cancel()
+	return w.code.GetBytes(ctx, hash)
+}
