@@ -33,11 +33,11 @@ func registerCacheFlags(fs *flag.FlagSet, c *config) {
 			return nil
 		},
 		after: func(c *config, r *starlarkmod.Run, err error) error {
-			var stats func() starlarkmod.CacheStats
-			if r != nil {
-				stats = r.CacheStats
+			// The counts, with --summary, for any store (--cache or --nats-cache).
+			if f := fs.Lookup("summary"); f != nil && f.Value.String() == "true" && r != nil && c.opts.Cache != nil {
+				fmt.Fprintln(c.stderr, r.CacheStats())
 			}
-			cf.finish(stats, c.stderr)
+			cf.finish(c.stderr)
 			return err
 		},
 	})
@@ -96,14 +96,10 @@ func (c *cacheFlags) apply(opts starlarkmod.Options) starlarkmod.Options {
 	return opts
 }
 
-// finish prints the cache's counts on stderr if --summary was given (and
-// the cache is on), then closes the cache directory.
-func (c *cacheFlags) finish(stats func() starlarkmod.CacheStats, stderr io.Writer) {
+// finish closes the cache directory, if one was opened.
+func (c *cacheFlags) finish(stderr io.Writer) {
 	if c.store == nil {
 		return
-	}
-	if f := c.fs.Lookup("summary"); f != nil && f.Value.String() == "true" && stats != nil {
-		fmt.Fprintln(stderr, stats())
 	}
 	if err := c.store.Close(); err != nil {
 		fmt.Fprintf(stderr, "semisync: cache: %v\n", err)

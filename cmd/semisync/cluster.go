@@ -48,11 +48,18 @@ func (f *natsFlags) connectOptions(name string, retry bool) cluster.ConnectOptio
 // (its portable work goes to the cluster) and closes it after.
 func registerClusterFlags(fs *flag.FlagSet, c *config) {
 	nf := addNATSFlags(fs)
+	natsCache := fs.Bool("nats-cache", false, "with --nats, cache the results of pure calls in the cluster's JetStream object store, shared by every caller (instead of --cache DIR)")
 	var e *cluster.Executor
 	c.hooks = append(c.hooks, hook{
 		before: func(c *config) error {
 			if nf.url == "" {
+				if *natsCache {
+					return errors.New("--nats-cache needs --nats URL")
+				}
 				return nil
+			}
+			if *natsCache && c.opts.Cache != nil {
+				return errors.New("use one of --cache and --nats-cache")
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -66,6 +73,13 @@ func registerClusterFlags(fs *flag.FlagSet, c *config) {
 				return fmt.Errorf("--nats: %w", err)
 			}
 			c.opts.Remote = e
+			if *natsCache {
+				oc, err := e.Cache(ctx, 0)
+				if err != nil {
+					return fmt.Errorf("--nats-cache: %w", err)
+				}
+				c.opts.Cache, c.opts.CacheAll = oc, true
+			}
 			return nil
 		},
 		after: func(_ *config, _ *starlarkmod.Run, err error) error {

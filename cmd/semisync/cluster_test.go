@@ -429,3 +429,32 @@ print(job(nap, range(8), processes = 8, progress = False).run())
 	assert.Regexp(t, `\[w1\] napped`, out, "w1 did not finish the items it ran")
 	assert.Regexp(t, `\[w2\] napped`, out)
 }
+
+// TestClusterSharedCache: with --nats-cache, the results of pure calls go
+// to the cluster's object store; a second caller process computes
+// nothing (no task reaches the workers) and prints the same.
+func TestClusterSharedCache(t *testing.T) {
+	c := newTestCluster(t)
+	c.worker("w1")
+	dir := t.TempDir()
+	script := filepath.Join(dir, "s.star")
+	require.NoError(t, os.WriteFile(script, []byte(`
+@semisync
+def square(i):
+    return i * i
+
+hs = [square(i) for i in range(20)]
+semisync.begin()
+print(sum([h.result() for h in hs]))
+`), 0o644))
+	cmd, stdout, stderr := c.caller(dir, "--nats-cache", "--summary", script)
+	require.Equal(t, 0, exitCode(t, cmd, time.Minute), stderr.String())
+	assert.Equal(t, "2470\n", stdout.String())
+	assert.Contains(t, stderr.String(), "cache: 0 hits, 20 misses, 20 stored")
+
+	c.kill9("w1") // a hit needs no worker
+	cmd, stdout, stderr = c.caller(dir, "--nats-cache", "--summary", script)
+	require.Equal(t, 0, exitCode(t, cmd, time.Minute), stderr.String())
+	assert.Equal(t, "2470\n", stdout.String())
+	assert.Contains(t, stderr.String(), "cache: 20 hits, 0 misses")
+}
