@@ -128,11 +128,11 @@ func (ro *runObs) views(spans spanList) []*graphView {
 	ro.gmu.Lock()
 	graphs := append([]*graphRec(nil), ro.graphs...)
 	ro.gmu.Unlock()
-	byKey := map[callKey]*span{}
+	byKey := map[callKey]time.Duration{}
 	if len(graphs) > 0 {
 		for s := range spans.all {
 			if s.kind == spanTask {
-				byKey[callKey{s.parent, s.n}] = s
+				byKey[callKey{s.parent, s.n}] = time.Duration(s.end - s.start)
 			}
 		}
 	}
@@ -141,8 +141,8 @@ func (ro *runObs) views(spans spanList) []*graphView {
 		v := &graphView{run: ro.pid, g: g, dur: make([]time.Duration, len(g.calls))}
 		for i, gc := range g.calls {
 			v.dur[i] = -1
-			if s := byKey[callKey{gc.c.key.parent, int32(gc.c.key.n)}]; s != nil && gc.c.key.sub == 0 {
-				v.dur[i] = time.Duration(s.end - s.start)
+			if d, ok := byKey[callKey{gc.c.key.parent, int32(gc.c.key.n)}]; ok && gc.c.key.sub == 0 {
+				v.dur[i] = d
 			}
 		}
 		v.criticalPath()
