@@ -1,7 +1,7 @@
 package starlarkmod
 
 import (
-		"encoding/json"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
