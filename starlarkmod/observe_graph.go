@@ -92,13 +92,20 @@ func (ro *runObs) graph(t0 int64, th *starlark.Thread, r *beginRun, err error) {
 // linkCalls makes the nodes of a batch: call i waits for every call of
 // the batch whose function it depends on.
 func linkCalls(batch []*semiCall) []graphCall {
+	calls := make([]graphCall, len(batch))
+	hasDeps := false
+	for i, c := range batch {
+		calls[i].c = c
+		hasDeps = hasDeps || len(c.fn.deps) > 0
+	}
+	if !hasDeps { // the common batch of independent calls
+		return calls
+	}
 	byFn := map[*semisyncFunc][]int{}
 	for i, c := range batch {
 		byFn[c.fn] = append(byFn[c.fn], i)
 	}
-	calls := make([]graphCall, len(batch))
 	for i, c := range batch {
-		calls[i].c = c
 		for _, d := range c.fn.deps {
 			calls[i].deps = append(calls[i].deps, byFn[d]...)
 		}
