@@ -86,7 +86,16 @@ func (c *Compiler) AddFile(prog *starlark.Program, f *syntax.File) {
 	}
 	key := weak.Make(prog)
 	if _, loaded := c.progs.LoadOrStore(key, &progInfo{file: f}); !loaded {
-		runtime.AddCleanup(prog, func(k weak.Pointer[starlark.Program]) { c.progs.Delete(k) }, key)
+		// The cleanup holds the compiler only weakly: a cleanup is a root
+		// until prog is garbage, and the compiler reaches the functions it
+		// ran (last), their globals and so whatever holds prog, which then
+		// never became garbage (an interpreter and its runs leaked).
+		wc := weak.Make(c)
+		runtime.AddCleanup(prog, func(k weak.Pointer[starlark.Program]) {
+			if c := wc.Value(); c != nil {
+				c.progs.Delete(k)
+			}
+		}, key)
 	}
 }
 
