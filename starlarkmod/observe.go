@@ -350,15 +350,13 @@ type shardSnap struct {
 	extras []spanExtra
 }
 
-// all iterates over the slices, in no particular order. The *spanRec it
-// yields is reused: copy it to keep it.
-func (l spanList) all(yield func(*spanRec) bool) {
-	var r spanRec
+// all iterates over the slices, in no particular order.
+func (l spanList) all(yield func(spanRec) bool) {
 	for _, sh := range l {
 		for _, c := range sh.spans {
 			for i := range c {
 				s := &c[i]
-				r = spanRec{kind: s.kind, failed: s.failed, tid: s.tid, n: s.n, sub: s.sub, start: s.start, end: s.end}
+				r := spanRec{kind: s.kind, failed: s.failed, tid: s.tid, n: s.n, sub: s.sub, start: s.start, end: s.end}
 				if s.fn >= 0 {
 					r.fn = sh.fns[s.fn]
 				}
@@ -368,7 +366,7 @@ func (l spanList) all(yield func(*spanRec) bool) {
 				if s.extra > 0 {
 					r.extra = &sh.extras[s.extra-1]
 				}
-				if !yield(&r) {
+				if !yield(r) {
 					return
 				}
 			}

@@ -115,6 +115,32 @@ func (c *Compiler) Callable(fn starlark.Value) starlark.Value {
 	return fn
 }
 
+// CallableOn is [Compiler.Callable] for a call about to be made on th by
+// its owner: th's root frame is reused once [Release] freed it after its
+// last call, so that a worker running task after task allocates no frame
+// per task. Like Callable's, the result must be called at most once, by
+// starlark.Call, and not kept; pass it to Release after that Call.
+func (c *Compiler) CallableOn(th *starlark.Thread, fn starlark.Value) starlark.Value {
+	f, ok := fn.(*starlark.Function)
+	if !ok || c == nil {
+		return fn
+	}
+	code := c.last.codeOf(c, f)
+	if code == nil {
+		return fn
+	}
+	fr, _ := th.Local(rootFrameKey).(*frame)
+	if fr == nil || fr.held {
+		fr = new(frame)
+		th.SetLocal(rootFrameKey, fr)
+	}
+	fr.code, fr.fn, fr.held = code, f, true
+	return fr
+}
+
+// rootFrameKey is the thread-local key of a thread's reusable root frame.
+const rootFrameKey = "semisync.compile.rootFrame"
+
 // codeOf returns the compiled code of fn's definition, compiling it on
 // first use, or nil if it runs on the VM.
 func (c *Compiler) codeOf(fn *starlark.Function) *code {
