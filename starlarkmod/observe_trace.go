@@ -43,7 +43,7 @@ func (o *Observer) WriteTrace(w io.Writer) error {
 
 // traceBuf is how much of the trace is formatted before it is written:
 // few, large writes.
-const traceBuf = 1 << 20
+const traceBuf = 1 << 18
 
 // traceWriter formats events into b, writing it out when it is full.
 type traceWriter struct {
@@ -297,13 +297,35 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		s := slice{tid: g.tid, start: g.start, end: g.end}
 		tw.event("X", "semisync.begin", "begin", pid, g.tid, g.start, g.end-g.start, "",
 			strArg("at", g.where), intArg("calls", len(g.calls)))
+		// One pass over the calls (each a separate object, so a cache
+		// miss), keeping what the rest needs; the calls of a batch mostly
+		// share a parent.
+		type callRef struct {
+			p     *taskID
+			n     int32
+			where string
+		}
+		refs := make([]callRef, len(g.calls))
 		lo, hi := map[*taskID]int32{}, map[*taskID]int32{}
-		for _, gc := range g.calls {
+		var lastP *taskID
+		var lastLo, lastHi int32
+		for i, gc := range g.calls {
 			p, n := gc.c.key.parent, int32(gc.c.key.n)
-			if l, ok := lo[p]; !ok || n < l {
-				lo[p] = n
+			refs[i] = callRef{p, n, posJSON(gc.c.where)}
+			if p != lastP || i == 0 {
+				if lastP != nil || i > 0 {
+					lo[lastP], hi[lastP] = lastLo, lastHi
+				}
+				l, ok := lo[p]
+				if !ok {
+					l = n
+				}
+				lastP, lastLo, lastHi = p, l, max(hi[p], n)
 			}
-			hi[p] = max(hi[p], n)
+			lastLo, lastHi = min(lastLo, n), max(lastHi, n)
+		}
+		if len(g.calls) > 0 {
+			lo[lastP], hi[lastP] = lastLo, lastHi
 		}
 		for p, l := range lo {
 			ct := calls[p]
@@ -320,10 +342,13 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 			}
 		}
 		infos := make([]callInfo, len(g.calls))
-		for i, gc := range g.calls {
-			infos[i] = callInfo{s, posJSON(gc.c.where)}
-			ct := calls[gc.c.key.parent]
-			ct.infos[int32(gc.c.key.n)-ct.min] = &infos[i]
+		var ct *callTable
+		for i, r := range refs {
+			infos[i] = callInfo{s, r.where}
+			if i == 0 || r.p != refs[i-1].p {
+				ct = calls[r.p]
+			}
+			ct.infos[r.n-ct.min] = &infos[i]
 		}
 	}
 	callOf := func(parent *taskID, n int32) *callInfo {
