@@ -28,10 +28,10 @@ import (
 // Cost: with no Observer, each hook is one nil check. With one, a task
 // costs two monotonic clock reads and an append of a pointer-free record
 // under its worker's own lock (about 80-90 ns, BenchmarkObserveTask), and
-// writing the trace about 200 ns per slice. On the 100k trivial-call
-// benchmark (BenchmarkSemisyncTrivialObserved, cpu-ns/op) tracing still
-// costs about 2x the untraced run, mostly in garbage collection of the
-// graphs an observed run keeps: the 10% target is met only for tasks of
+// writing the trace about 200 ns per slice (three events). On the 100k
+// trivial-call benchmark (BenchmarkSemisyncTrivialObserved, cpu-ns/op,
+// -cpu 1) a traced run costs 1.4-2.0 us per call against 1.05-1.25 us
+// untraced: 25-60% more, not the 10% targeted; that is met for tasks of
 // 20 us or more.
 //
 // Size: a job records a slice for each of its first 1024 items, then 512
