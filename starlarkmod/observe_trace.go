@@ -296,7 +296,7 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 	for _, g := range graphs {
 		s := slice{tid: g.tid, start: g.start, end: g.end}
 		tw.event("X", "semisync.begin", "begin", pid, g.tid, g.start, g.end-g.start, "",
-			strArg("at", g.where), intArg("calls", len(g.calls)))
+			strArg("at", g.where), intArg("calls", len(g.batch)))
 		// One pass over the calls (each a separate object, so a cache
 		// miss), keeping what the rest needs; the calls of a batch mostly
 		// share a parent.
@@ -305,13 +305,13 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 			n     int32
 			where string
 		}
-		refs := make([]callRef, len(g.calls))
+		refs := make([]callRef, len(g.batch))
 		lo, hi := map[*taskID]int32{}, map[*taskID]int32{}
 		var lastP *taskID
 		var lastLo, lastHi int32
-		for i, gc := range g.calls {
-			p, n := gc.c.key.parent, int32(gc.c.key.n)
-			refs[i] = callRef{p, n, posJSON(gc.c.where)}
+		for i, c := range g.batch {
+			p, n := c.key.parent, int32(c.key.n)
+			refs[i] = callRef{p, n, posJSON(c.where)}
 			if p != lastP || i == 0 {
 				if lastP != nil || i > 0 {
 					lo[lastP], hi[lastP] = lastLo, lastHi
@@ -324,7 +324,7 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 			}
 			lastLo, lastHi = min(lastLo, n), max(lastHi, n)
 		}
-		if len(g.calls) > 0 {
+		if len(g.batch) > 0 {
 			lo[lastP], hi[lastP] = lastLo, lastHi
 		}
 		for p, l := range lo {
@@ -341,7 +341,7 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 				ct.infos = append(ct.infos, make([]*callInfo, need-len(ct.infos))...)
 			}
 		}
-		infos := make([]callInfo, len(g.calls))
+		infos := make([]callInfo, len(g.batch))
 		var ct *callTable
 		for i, r := range refs {
 			infos[i] = callInfo{s, r.where}
