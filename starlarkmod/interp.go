@@ -445,7 +445,9 @@ func (r *Run) runTask(ctx context.Context, w *engine.Worker, task taskRef, fn st
 	th.Steps = 0
 	ts.bind(th, ctx)
 	t0 := r.obs.begin()
-	v, err := starlark.Call(th, r.in.comp.Callable(fn), args, kwargs)
+	callee := r.in.comp.CallableOn(th, fn)
+	v, err := starlark.Call(th, callee, args, kwargs)
+	compile.Release(callee)
 	r.obs.task(t0, w, task, fn, err)
 	if err == nil {
 		if err = r.in.prepareResult(v); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/semisync/semisync/engine"
 	"github.com/semisync/semisync/starlarkmod/internal/builtin"
+	"github.com/semisync/semisync/starlarkmod/internal/compile"
 )
 
 // The job builtin, after spychronous's SynchronousJob: a parallel map.
@@ -376,7 +377,9 @@ func (r *jobRunner) startWorker(caller *engine.Worker) func(ctx context.Context,
 				ts.bind(th, ctx) // the item's own context, with its deadline
 			}
 			t0 := r.rn.obs.begin()
-			v, err = starlark.Call(th, r.in.comp.Callable(fn), args, nil)
+			callee := r.in.comp.CallableOn(th, fn)
+			v, err = starlark.Call(th, callee, args, nil)
+			compile.Release(callee)
 			r.rn.obs.item(t0, w, r.id, i, fn, err)
 			if reuse {
 				// Do not keep the item alive. Only the shared tuple: another

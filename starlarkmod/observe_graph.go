@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"go.starlark.net/starlark"
@@ -19,7 +20,28 @@ type graphRec struct {
 	where      string // the begin call
 	tid        int32
 	start, end int64
-	calls      []graphCall
+	// The calls, as begin took them; their nodes (deps, status) are made
+	// by linked when a view needs them, not while the run is recording.
+	batch  []*semiCall
+	status string         // of every call not in marks
+	marks  map[int]string // status by index in batch, where not status
+	once   sync.Once
+	calls  []graphCall // made by linked
+}
+
+// linked returns the graph's nodes: each call with the calls it waited
+// for and its status.
+func (g *graphRec) linked() []graphCall {
+	g.once.Do(func() {
+		g.calls = linkCalls(g.batch)
+		for i := range g.calls {
+			g.calls[i].status = g.status
+			if st, ok := g.marks[i]; ok {
+				g.calls[i].status = st
+			}
+		}
+	})
+	return g.calls
 }
 
 type graphCall struct {
@@ -45,18 +67,16 @@ func (ro *runObs) graph(t0 int64, th *starlark.Thread, r *beginRun, err error) {
 	if !isWorker(th) {
 		ro.main(w)
 	}
-	g := &graphRec{where: r.where, start: t0, end: ro.begin(), calls: linkCalls(r.batch)}
+	g := &graphRec{where: r.where, start: t0, end: ro.begin(), batch: r.batch, status: "ok"}
 	if w != nil {
 		g.tid = int32(w.ID)
 	}
-	for i := range g.calls {
-		g.calls[i].status = "ok"
-	}
 	var ge *engine.GraphError
 	if errors.As(err, &ge) {
+		g.marks = map[int]string{}
 		mark := func(id engine.NodeID, status string) {
 			if int(id) < len(r.call) && r.call[id] >= 0 {
-				g.calls[r.call[id]].status = status
+				g.marks[r.call[id]] = status
 			}
 		}
 		for _, f := range ge.Failed {
@@ -73,9 +93,7 @@ func (ro *runObs) graph(t0 int64, th *starlark.Thread, r *beginRun, err error) {
 			mark(id, "cancelled")
 		}
 	} else if err != nil {
-		for i := range g.calls {
-			g.calls[i].status = "cancelled"
-		}
+		g.status = "cancelled"
 	}
 	ro.gmu.Lock()
 	g.seq = len(ro.graphs) + 1
@@ -92,13 +110,20 @@ func (ro *runObs) graph(t0 int64, th *starlark.Thread, r *beginRun, err error) {
 // linkCalls makes the nodes of a batch: call i waits for every call of
 // the batch whose function it depends on.
 func linkCalls(batch []*semiCall) []graphCall {
+	calls := make([]graphCall, len(batch))
+	hasDeps := false
+	for i, c := range batch {
+		calls[i].c = c
+		hasDeps = hasDeps || len(c.fn.deps) > 0
+	}
+	if !hasDeps { // the common batch of independent calls
+		return calls
+	}
 	byFn := map[*semisyncFunc][]int{}
 	for i, c := range batch {
 		byFn[c.fn] = append(byFn[c.fn], i)
 	}
-	calls := make([]graphCall, len(batch))
 	for i, c := range batch {
-		calls[i].c = c
 		for _, d := range c.fn.deps {
 			calls[i].deps = append(calls[i].deps, byFn[d]...)
 		}
@@ -128,21 +153,22 @@ func (ro *runObs) views(spans spanList) []*graphView {
 	ro.gmu.Lock()
 	graphs := append([]*graphRec(nil), ro.graphs...)
 	ro.gmu.Unlock()
-	byKey := map[callKey]*span{}
+	byKey := map[callKey]time.Duration{}
 	if len(graphs) > 0 {
 		for s := range spans.all {
 			if s.kind == spanTask {
-				byKey[callKey{s.parent, s.n}] = s
+				byKey[callKey{s.parent, s.n}] = time.Duration(s.end - s.start)
 			}
 		}
 	}
 	var vs []*graphView
 	for _, g := range graphs {
-		v := &graphView{run: ro.pid, g: g, dur: make([]time.Duration, len(g.calls))}
-		for i, gc := range g.calls {
+		calls := g.linked()
+		v := &graphView{run: ro.pid, g: g, dur: make([]time.Duration, len(calls))}
+		for i, gc := range calls {
 			v.dur[i] = -1
-			if s := byKey[callKey{gc.c.key.parent, int32(gc.c.key.n)}]; s != nil && gc.c.key.sub == 0 {
-				v.dur[i] = time.Duration(s.end - s.start)
+			if d, ok := byKey[callKey{gc.c.key.parent, int32(gc.c.key.n)}]; ok && gc.c.key.sub == 0 {
+				v.dur[i] = d
 			}
 		}
 		v.criticalPath()
@@ -370,10 +396,8 @@ func (r *Run) GraphDOT() string {
 	queue := append([]*semiCall(nil), st.queue...)
 	st.mu.Unlock()
 	if len(queue) > 0 {
-		g := &graphRec{calls: linkCalls(queue)}
-		for i := range g.calls {
-			g.calls[i].status = "queued"
-		}
+		g := &graphRec{batch: queue, status: "queued"}
+		g.linked()
 		v := &graphView{g: g, dur: make([]time.Duration, len(queue))}
 		for i := range v.dur {
 			v.dur[i] = -1

@@ -1,7 +1,6 @@
 package starlarkmod
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"go.starlark.net/starlark"
+	"go.starlark.net/syntax"
 )
 
 // WriteTrace writes the observed runs as Chrome trace-event JSON (the
@@ -26,27 +26,74 @@ func (o *Observer) WriteTrace(w io.Writer) error {
 	o.mu.Lock()
 	runs := append([]*runObs(nil), o.runs...)
 	o.mu.Unlock()
-	bw := bufio.NewWriterSize(w, 1<<16)
-	tw := &traceWriter{w: bw, first: true}
-	defer func() { tw.b = nil }()
-	bw.WriteString(`{"displayTimeUnit":"ms","traceEvents":[`)
+	tw := &traceWriter{w: w, first: true, b: make([]byte, 0, traceBuf+4096)}
+	tw.b = append(tw.b, `{"displayTimeUnit":"ms","traceEvents":[`...)
 	dropped := 0
 	for _, ro := range runs {
 		dropped += ro.writeTrace(tw, o.now())
 	}
-	bw.WriteString("\n],\"otherData\":{\"droppedSlices\":")
-	bw.WriteString(strconv.Itoa(dropped))
-	bw.WriteString(",\"maxSlicesPerRun\":")
-	bw.WriteString(strconv.Itoa(MaxTraceSlices))
-	bw.WriteString("}}\n")
-	return bw.Flush()
+	tw.b = append(tw.b, "\n],\"otherData\":{\"droppedSlices\":"...)
+	tw.b = strconv.AppendInt(tw.b, int64(dropped), 10)
+	tw.b = append(tw.b, ",\"maxSlicesPerRun\":"...)
+	tw.b = strconv.AppendInt(tw.b, MaxTraceSlices, 10)
+	tw.b = append(tw.b, "}}\n"...)
+	tw.flush()
+	return tw.err
 }
 
+// traceBuf is how much of the trace is formatted before it is written:
+// few, large writes.
+const traceBuf = 1 << 18
+
+// traceWriter formats events into b, writing it out when it is full.
 type traceWriter struct {
-	w     *bufio.Writer
-	b     []byte // the event being written
+	w     io.Writer
+	b     []byte
+	err   error
 	first bool
 	flow  int
+}
+
+func (tw *traceWriter) flush() {
+	if tw.err == nil && len(tw.b) > 0 {
+		_, tw.err = tw.w.Write(tw.b)
+	}
+	tw.b = tw.b[:0]
+}
+
+// sep starts an event.
+func (tw *traceWriter) sep() {
+	if len(tw.b) >= traceBuf {
+		tw.flush()
+	}
+	if tw.first {
+		tw.b = append(tw.b, "\n{"...)
+		tw.first = false
+	} else {
+		tw.b = append(tw.b, ",\n{"...)
+	}
+}
+
+// flowPair writes the flow arrow id from (stid, sts) to (tid, ts): its
+// start, and its end bound to the slice that encloses it.
+func (tw *traceWriter) flowPair(pidTid string, stid int32, sts int64, tid int32, ts int64, id int) {
+	tw.sep()
+	b := append(tw.b, `"ph":"s","name":"start","cat":"flow"`...)
+	b = append(b, pidTid...)
+	b = strconv.AppendInt(b, int64(stid), 10)
+	b = append(b, `,"ts":`...)
+	b = appendMicros(b, sts)
+	b = append(b, `,"id":`...)
+	b = strconv.AppendInt(b, int64(id), 10)
+	b = append(b, "},\n{"...)
+	b = append(b, `"ph":"f","name":"start","cat":"flow"`...)
+	b = append(b, pidTid...)
+	b = strconv.AppendInt(b, int64(tid), 10)
+	b = append(b, `,"ts":`...)
+	b = appendMicros(b, ts)
+	b = append(b, `,"id":`...)
+	b = strconv.AppendInt(b, int64(id), 10)
+	tw.b = append(b, `,"bp":"e"}`...)
 }
 
 // A traceArg is one of an event's args: a string, or an int if s is "".
@@ -57,6 +104,7 @@ type traceArg struct {
 	// positive, sub.
 	path bool
 	sub  int32
+	raw  bool // s is already JSON
 }
 
 // pathArg is the arg "task": the path of task n (sub) under the parent
@@ -66,6 +114,9 @@ func pathArg(prefix string, n, sub int32) traceArg {
 }
 
 func strArg(k, v string) traceArg { return traceArg{key: k, s: v} }
+
+// rawArg is a string arg already quoted as JSON (by appendJSON).
+func rawArg(k, v string) traceArg { return traceArg{key: k, s: v, raw: true} }
 func intArg(k string, v int) traceArg {
 	return traceArg{key: k, n: v}
 }
@@ -79,13 +130,8 @@ func (tw *traceWriter) event(ph, name, cat string, pid int, tid int32, ts, dur i
 // eventFlow is event with a flow id (if positive; a flow end binds to the
 // enclosing slice).
 func (tw *traceWriter) eventFlow(ph, name, cat string, pid int, tid int32, ts, dur int64, extra string, flow int, args ...traceArg) {
-	b := tw.b[:0]
-	if tw.first {
-		b = append(b, "\n{"...)
-		tw.first = false
-	} else {
-		b = append(b, ",\n{"...)
-	}
+	tw.sep()
+	b := tw.b
 	b = append(b, `"ph":"`...)
 	b = append(b, ph...)
 	b = append(b, `","name":`...)
@@ -129,6 +175,8 @@ func (tw *traceWriter) eventFlow(ph, name, cat string, pid int, tid int32, ts, d
 					b = strconv.AppendInt(b, int64(a.sub), 10)
 				}
 				b = append(b, '"')
+			} else if a.raw {
+				b = append(b, a.s...)
 			} else if a.s != "" {
 				b = appendJSON(b, a.s)
 			} else {
@@ -137,9 +185,7 @@ func (tw *traceWriter) eventFlow(ph, name, cat string, pid int, tid int32, ts, d
 		}
 		b = append(b, '}')
 	}
-	b = append(b, '}')
-	tw.w.Write(b) //nolint:errcheck // Flush reports it
-	tw.b = b
+	tw.b = append(b, '}')
 }
 
 // appendMicros renders ns as microseconds with three decimals, the trace
@@ -182,9 +228,25 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 	pid := ro.pid
 	ro.gmu.Lock()
 	graphs := append([]*graphRec(nil), ro.graphs...)
+	// Positions repeat (a loop's call site): render and quote each once.
+	posStrs := map[syntax.Position]string{}
+	var lastPos syntax.Position
+	lastStr := ""
+	posJSON := func(pos syntax.Position) string {
+		if pos == lastPos && lastStr != "" {
+			return lastStr
+		}
+		q, ok := posStrs[pos]
+		if !ok {
+			q = string(appendJSON(nil, pos.String()))
+			posStrs[pos] = q
+		}
+		lastPos, lastStr = pos, q
+		return q
+	}
 	where := make(map[callKey]string, len(ro.where))
 	for k, pos := range ro.where {
-		where[k] = pos.String()
+		where[k] = posJSON(pos)
 	}
 	mainTid := int32(0)
 	for t := range ro.mainTid {
@@ -234,14 +296,36 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 	for _, g := range graphs {
 		s := slice{tid: g.tid, start: g.start, end: g.end}
 		tw.event("X", "semisync.begin", "begin", pid, g.tid, g.start, g.end-g.start, "",
-			strArg("at", g.where), intArg("calls", len(g.calls)))
+			strArg("at", g.where), intArg("calls", len(g.batch)))
+		// One pass over the calls (each a separate object, so a cache
+		// miss), keeping what the rest needs; the calls of a batch mostly
+		// share a parent.
+		type callRef struct {
+			p     *taskID
+			n     int32
+			where string
+		}
+		refs := make([]callRef, len(g.batch))
 		lo, hi := map[*taskID]int32{}, map[*taskID]int32{}
-		for _, gc := range g.calls {
-			p, n := gc.c.key.parent, int32(gc.c.key.n)
-			if l, ok := lo[p]; !ok || n < l {
-				lo[p] = n
+		var lastP *taskID
+		var lastLo, lastHi int32
+		for i, c := range g.batch {
+			p, n := c.key.parent, int32(c.key.n)
+			refs[i] = callRef{p, n, posJSON(c.where)}
+			if p != lastP || i == 0 {
+				if lastP != nil || i > 0 {
+					lo[lastP], hi[lastP] = lastLo, lastHi
+				}
+				l, ok := lo[p]
+				if !ok {
+					l = n
+				}
+				lastP, lastLo, lastHi = p, l, max(hi[p], n)
 			}
-			hi[p] = max(hi[p], n)
+			lastLo, lastHi = min(lastLo, n), max(lastHi, n)
+		}
+		if len(g.batch) > 0 {
+			lo[lastP], hi[lastP] = lastLo, lastHi
 		}
 		for p, l := range lo {
 			ct := calls[p]
@@ -257,11 +341,14 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 				ct.infos = append(ct.infos, make([]*callInfo, need-len(ct.infos))...)
 			}
 		}
-		infos := make([]callInfo, len(g.calls))
-		for i, gc := range g.calls {
-			infos[i] = callInfo{s, gc.c.where.String()}
-			ct := calls[gc.c.key.parent]
-			ct.infos[int32(gc.c.key.n)-ct.min] = &infos[i]
+		infos := make([]callInfo, len(g.batch))
+		var ct *callTable
+		for i, r := range refs {
+			infos[i] = callInfo{s, r.where}
+			if i == 0 || r.p != refs[i-1].p {
+				ct = calls[r.p]
+			}
+			ct.infos[r.n-ct.min] = &infos[i]
 		}
 	}
 	callOf := func(parent *taskID, n int32) *callInfo {
@@ -279,7 +366,9 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		switch s.kind {
 		case spanJob:
 			jobOf[s.extra.id] = slice{tid: s.tid, start: s.start, end: s.end}
-			jobWhere[s.extra.id] = s.extra.where
+			if s.extra.where != "" {
+				jobWhere[s.extra.id] = string(appendJSON(nil, s.extra.where))
+			}
 		case spanTask, spanHandler:
 			if p := s.parent; p != nil && p.parent != nil && (s.sub > 0 || callOf(s.parent, s.n) == nil) {
 				byKey[callKey{p.parent, int32(p.n)}] = slice{tid: -1}
@@ -301,7 +390,10 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 	fnOf := func(v starlark.Value) fnInfo {
 		fi, ok := fns[v]
 		if !ok {
-			fi = fnInfo{valueName(v), defPos(v)}
+			fi = fnInfo{valueName(v), ""}
+			if d := defPos(v); d != "" {
+				fi.def = string(appendJSON(nil, d))
+			}
 			fns[v] = fi
 		}
 		return fi
@@ -315,6 +407,7 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		}
 		return p
 	}
+	pidTid := `,"pid":` + strconv.Itoa(pid) + `,"tid":`
 	args := make([]traceArg, 0, 5)
 	for s := range spans.all {
 		name, cat := "", spanCats[s.kind]
@@ -335,10 +428,10 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 			name = fi.name
 			args = append(args, pathArg(prefix(s.parent), s.n, 0), intArg("item", int(s.n)))
 			if w := jobWhere[s.parent]; w != "" {
-				args = append(args, strArg("at", w))
+				args = append(args, rawArg("at", w))
 			}
 			if fi.def != "" {
-				args = append(args, strArg("def", fi.def))
+				args = append(args, rawArg("def", fi.def))
 			}
 			src, haveSrc = jobOf[s.parent]
 		default:
@@ -347,12 +440,12 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 			args = append(args, pathArg(prefix(s.parent), s.n, s.sub))
 			c := callOf(s.parent, s.n)
 			if c != nil && s.sub == 0 {
-				args = append(args, strArg("at", c.where))
+				args = append(args, rawArg("at", c.where))
 				src, haveSrc = c.begin, true
 				cat = "semisync"
 			} else {
 				if w, ok := where[callKey{s.parent, s.n}]; ok && s.sub == 0 {
-					args = append(args, strArg("at", w))
+					args = append(args, rawArg("at", w))
 				}
 				if s.parent != nil && s.parent.parent == nil {
 					src, haveSrc = mainSlice, true
@@ -362,7 +455,7 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 				}
 			}
 			if fi.def != "" {
-				args = append(args, strArg("def", fi.def))
+				args = append(args, rawArg("def", fi.def))
 			}
 		}
 		if s.failed {
@@ -371,8 +464,7 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		tw.event("X", name, cat, pid, s.tid, s.start, s.end-s.start, "", args...)
 		if haveSrc {
 			tw.flow++
-			tw.eventFlow("s", "start", "flow", pid, src.tid, src.clamp(s.start), 0, "", tw.flow)
-			tw.eventFlow("f", "start", "flow", pid, s.tid, s.start, 0, "", tw.flow)
+			tw.flowPair(pidTid, src.tid, src.clamp(s.start), s.tid, s.start, tw.flow)
 		}
 	}
 	return dropped

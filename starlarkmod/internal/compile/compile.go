@@ -86,7 +86,16 @@ func (c *Compiler) AddFile(prog *starlark.Program, f *syntax.File) {
 	}
 	key := weak.Make(prog)
 	if _, loaded := c.progs.LoadOrStore(key, &progInfo{file: f}); !loaded {
-		runtime.AddCleanup(prog, func(k weak.Pointer[starlark.Program]) { c.progs.Delete(k) }, key)
+		// The cleanup holds the compiler only weakly: a cleanup is a root
+		// until prog is garbage, and the compiler reaches the functions it
+		// ran (last), their globals and so whatever holds prog, which then
+		// never became garbage (an interpreter and its runs leaked).
+		wc := weak.Make(c)
+		runtime.AddCleanup(prog, func(k weak.Pointer[starlark.Program]) {
+			if c := wc.Value(); c != nil {
+				c.progs.Delete(k)
+			}
+		}, key)
 	}
 }
 
@@ -105,6 +114,32 @@ func (c *Compiler) Callable(fn starlark.Value) starlark.Value {
 	}
 	return fn
 }
+
+// CallableOn is [Compiler.Callable] for a call about to be made on th by
+// its owner: th's root frame is reused once [Release] freed it after its
+// last call, so that a worker running task after task allocates no frame
+// per task. Like Callable's, the result must be called at most once, by
+// starlark.Call, and not kept; pass it to Release after that Call.
+func (c *Compiler) CallableOn(th *starlark.Thread, fn starlark.Value) starlark.Value {
+	f, ok := fn.(*starlark.Function)
+	if !ok || c == nil {
+		return fn
+	}
+	code := c.last.codeOf(c, f)
+	if code == nil {
+		return fn
+	}
+	fr, _ := th.Local(rootFrameKey).(*frame)
+	if fr == nil || fr.held {
+		fr = new(frame)
+		th.SetLocal(rootFrameKey, fr)
+	}
+	fr.code, fr.fn, fr.held = code, f, true
+	return fr
+}
+
+// rootFrameKey is the thread-local key of a thread's reusable root frame.
+const rootFrameKey = "semisync.compile.rootFrame"
 
 // codeOf returns the compiled code of fn's definition, compiling it on
 // first use, or nil if it runs on the VM.

@@ -48,6 +48,7 @@ type frame struct {
 	result starlark.Value
 	child  *frame // free, for the next compiled call this frame makes
 	pc     int32  // index in code.pos
+	held   bool   // a thread's root frame, taken by CallableOn until Release
 	buf    [6]starlark.Value
 }
 
@@ -81,6 +82,16 @@ func (fr *frame) CallInternal(th *starlark.Thread, args starlark.Tuple, kwargs [
 	clear(fr.locals) // for the next call, and not to keep values alive
 	fr.locals, fr.result = nil, nil
 	return v, err
+}
+
+// Release frees callee, a result of [Compiler.CallableOn] whose
+// starlark.Call has returned (go.starlark.net uses the callable until then,
+// for the error's backtrace), for th's next CallableOn, keeping nothing of
+// the call alive. Without it, the next CallableOn makes a new frame.
+func Release(callee starlark.Value) {
+	if fr, ok := callee.(*frame); ok && fr.held {
+		fr.code, fr.fn, fr.th, fr.child, fr.held = nil, nil, nil, nil, false
+	}
 }
 
 func (fr *frame) run(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
