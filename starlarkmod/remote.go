@@ -103,8 +103,9 @@ type remoteRun struct {
 	env  *portable.Env
 
 	// out, if set, receives the lines the run's threads print (a run made
-	// by ExecRemote sends them back to the caller).
-	out func(line string)
+	// by ExecRemote sends them back to the caller), with the index of the
+	// ExecRemoteBatch item that printed it (-1: another task of the run).
+	out func(item int, line string)
 	// seed, if seeded, replaces the interpreter's seed for the run's
 	// tasks (the caller's --seed).
 	seed   int64
@@ -330,7 +331,9 @@ func (in *Interpreter) ExecRemote(ctx context.Context, fn []byte, fnSum string, 
 		return nil, fmt.Errorf("semisync: decoding the arguments of %s: %v", callable.Name(), err)
 	}
 	rn := in.newRemoteRun(ctx)
-	rn.remote.out = out
+	if out != nil {
+		rn.remote.out = func(_ int, line string) { out(line) }
+	}
 	f := engine.Go(ctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		return rn.runTask(ctx, w, taskRef{parent: rn.main, n: 1}, callable, a, kw)
 	})
@@ -632,6 +635,19 @@ func (r *jobRunner) remoteCancelled(cause error, done, inFlight, total int) erro
 // not finish, and it returns ctx's cause. It returns an error without
 // calling done if the function cannot be decoded.
 func (in *Interpreter) ExecRemoteBatch(ctx context.Context, b *RemoteBatch, files func(hash string) ([]byte, error), concurrency int, out func(line string), done func(i int, result []byte, err error)) error {
+	var lines func(int, string)
+	if out != nil {
+		lines = func(_ int, line string) { out(line) }
+	}
+	return in.ExecRemoteBatchLines(ctx, b, files, concurrency, lines, done)
+}
+
+// ExecRemoteBatchLines is ExecRemoteBatch with each printed line's item:
+// out receives the index of the item whose task printed the line, or -1
+// for a line printed by other work of the batch (a @future an item
+// started), so that a cluster worker can send each item's lines with its
+// result. out may be called from several goroutines; nil: Stdout.
+func (in *Interpreter) ExecRemoteBatchLines(ctx context.Context, b *RemoteBatch, files func(hash string) ([]byte, error), concurrency int, out func(item int, line string), done func(i int, result []byte, err error)) error {
 	env := in.workerEnv(files)
 	callable := in.remoteFns.get(b.FnSum)
 	if callable == nil {
@@ -683,6 +699,7 @@ func (in *Interpreter) ExecRemoteBatch(ctx context.Context, b *RemoteBatch, file
 				} else {
 					ts.setTask(rn, taskRef{parent: rn.main, n: i + 1})
 				}
+				ts.item = i + 1
 				th.Steps = 0
 				if timeout {
 					ts.bind(th, ctx)

@@ -173,7 +173,7 @@ func workerMain(args []string, stdout, stderr io.Writer) int {
 		Concurrency: *concurrency,
 		AckWait:     *ackWait,
 		MaxDeliver:  *maxDeliver,
-		Exec:        in.ExecRemote,
+		ExecBatch:   in.ExecRemoteBatchLines,
 		Log:         stderr,
 	})
 	if err != nil {

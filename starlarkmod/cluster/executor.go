@@ -368,7 +368,7 @@ func (e *Executor) publish(ctx context.Context, c *call, b *starlarkmod.RemoteBa
 			in.f = f
 		}
 	}
-	tm := taskMsg{Client: e.client, Call: c.key, Name: b.Name, FnSum: b.FnSum, Timeout: b.Timeout}
+	tm := taskMsg{Client: e.client, Call: c.key, Name: b.Name, FnSum: b.FnSum, Timeout: b.Timeout, Seed: b.Seed, Seeded: b.Seeded}
 	for start := 0; start < len(b.Items); {
 		tm.Items = tm.Items[:0]
 		size := 0
@@ -379,7 +379,7 @@ func (e *Executor) publish(ctx context.Context, c *call, b *starlarkmod.RemoteBa
 			if end > start && size+sz > limit {
 				break
 			}
-			tm.Items = append(tm.Items, taskItem{Index: end, ID: it.ID, Args: it.Args})
+			tm.Items = append(tm.Items, taskItem{Index: end, ID: it.ID, Args: it.Args, Task: it.Task})
 			size += sz
 			end++
 		}
@@ -519,6 +519,9 @@ func (e *Executor) onResult(data []byte) {
 			err = e.newErr(m.Worker, it.Msg, it.Trace)
 		}
 		c.deliver(it.Index, it.Value, err)
+	}
+	for _, l := range m.Lines {
+		e.printLine(m.Worker, l)
 	}
 }
 
