@@ -388,8 +388,10 @@ func (in *Interpreter) newRemoteRun(ctx context.Context) *Run {
 
 // A remoteJob runs a job's items remotely (see jobRunner.runRemote).
 const (
-	remoteChunk    = 1024 // items per RemoteBatch (the executor may split it further)
-	remoteInFlight = 4    // batches in flight at once: memory stays bounded on lazy items
+	remoteChunk    = 1024 // items per RemoteBatch at first (the executor may split it further)
+	remoteChunkMax = 8192 // items per RemoteBatch once batches come back quickly
+	remoteFast     = 100 * time.Millisecond
+	remoteInFlight = 4 // batches in flight at once: memory stays bounded on lazy items
 )
 
 type remoteEvent struct {
@@ -432,7 +434,7 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events := make(chan remoteEvent, remoteChunk*remoteInFlight+remoteInFlight)
+	events := make(chan remoteEvent, remoteChunkMax*remoteInFlight+remoteInFlight)
 	running := 0 // batches in flight
 	defer func() {
 		cancel()
@@ -446,7 +448,12 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 	items := map[int]starlark.Value{} // in flight, for messages
 	itemBatch := map[int]int{}        // in flight: the batch of each item
 	left := map[int]int{}             // items each batch in flight has not answered
+	sentAt := map[int]time.Time{}     // when each batch in flight was sent
 	batches := 0
+	// Batches grow while they come back quickly (trivial items): fewer,
+	// larger messages; slow items stay in small batches that spread over
+	// the workers.
+	size := remoteChunk
 	var results []starlark.Value // by index (ordered) or in completion order
 	done := 0
 	pulled := 0
@@ -464,7 +471,7 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 		start := time.Now()
 		// A batch goes out when full, or early when the items come slowly
 		// (a lazy source), so that the cluster is not kept waiting.
-		for len(b.Items) < remoteChunk && (len(b.Items) == 0 || time.Since(start) < time.Millisecond) {
+		for len(b.Items) < size && (len(b.Items) == 0 || time.Since(start) < time.Millisecond) {
 			var x starlark.Value
 			if !iter.Next(&x) {
 				exhausted = true
@@ -490,6 +497,7 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 		}
 		batches++
 		left[seq] = len(b.Items)
+		sentAt[seq] = start
 		running++
 		go func() {
 			err := r.in.opts.Remote.Run(bctx, b, func(i int, data []byte, err error) {
@@ -522,6 +530,10 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 			running--
 			n := left[ev.batch]
 			delete(left, ev.batch)
+			if n == 0 && time.Since(sentAt[ev.batch]) < remoteFast {
+				size = min(2*size, remoteChunkMax)
+			}
+			delete(sentAt, ev.batch)
 			if n > 0 && failed < 0 && ctx.Err() == nil {
 				// The batch ended without every result: the cluster failed.
 				bar.finish(false)

@@ -3,12 +3,11 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
@@ -144,7 +143,7 @@ func New(ctx context.Context, nc *nats.Conn, o Options) (*Executor, error) {
 		o.Stderr = io.Discard
 	}
 	if o.ChunkSize <= 0 {
-		o.ChunkSize = 64
+		o.ChunkSize = 256
 	}
 	if o.WaitNotice <= 0 {
 		o.WaitNotice = 2 * time.Second
@@ -375,27 +374,24 @@ func (e *Executor) publish(ctx context.Context, c *call, b *starlarkmod.RemoteBa
 		end := start
 		for end < len(b.Items) && end-start < per {
 			it := b.Items[end]
-			sz := len(it.ID) + len(it.Args) + 12
+			sz := len(it.Args) + 22
 			if end > start && size+sz > limit {
 				break
 			}
-			tm.Items = append(tm.Items, taskItem{Index: end, ID: it.ID, Args: it.Args, Task: it.Task})
+			tm.Items = append(tm.Items, taskItem{Index: end, Args: it.Args, Task: it.Task})
 			size += sz
 			end++
 		}
 		data := tm.encode()
 		ch := &chunk{c: c, indexes: make([]int, 0, end-start)}
-		// The message id names the chunk within this call: a publish retried
+		// The message id names the chunk within this call (the executor's
+		// client id is unique, its calls are numbered): a publish retried
 		// after a lost ack is a duplicate; the same items sent again by
 		// another call are not.
-		h := sha256.New()
-		fmt.Fprintf(h, "%s %d\x00", e.client, c.key)
 		for i := start; i < end; i++ {
 			ch.indexes = append(ch.indexes, i)
-			io.WriteString(h, b.Items[i].ID) //nolint:errcheck // hashes do not fail
-			h.Write([]byte{0})
 		}
-		ch.id = hex.EncodeToString(h.Sum(nil)[:16])
+		ch.id = e.client + "." + strconv.FormatUint(c.key, 10) + "." + strconv.Itoa(start) + "-" + strconv.Itoa(end)
 		if int64(len(data)) > e.nc.MaxPayload() {
 			c.finish(ch.indexes[0], nil, fmt.Errorf("cluster: %s item %d: its arguments take %d bytes, more than the server's max_payload (%d)", b.Name, start, len(data), e.nc.MaxPayload()))
 			start = end

@@ -27,8 +27,7 @@ type taskMsg struct {
 }
 
 type taskItem struct {
-	Index int    // the item's index in its batch
-	ID    string // the item's task id (dedup key)
+	Index int // the item's index in its batch
 	Args  []byte
 	Task  uint64 // the task's structural identity (seeds its random generator)
 }
@@ -118,7 +117,7 @@ func (d *decoder) version() {
 func (m *taskMsg) encode() []byte {
 	n := 32 + len(m.Client) + len(m.Name) + len(m.FnSum)
 	for _, it := range m.Items {
-		n += 22 + len(it.ID) + len(it.Args)
+		n += 22 + len(it.Args)
 	}
 	e := encoder{b: make([]byte, 0, n)}
 	e.b = append(e.b, wireVersion)
@@ -136,7 +135,6 @@ func (m *taskMsg) encode() []byte {
 	e.uint(uint64(len(m.Items)))
 	for _, it := range m.Items {
 		e.uint(uint64(it.Index))
-		e.string(it.ID)
 		e.bytes(it.Args)
 		e.uint(it.Task)
 	}
@@ -156,10 +154,10 @@ func decodeTask(b []byte) (*taskMsg, error) {
 		m.Seeded = true
 		m.Seed = int64(d.uint())
 	}
-	n := d.count(4)
+	n := d.count(3)
 	m.Items = make([]taskItem, n)
 	for i := range m.Items {
-		m.Items[i] = taskItem{Index: int(d.uint()), ID: d.string(), Args: d.bytes(), Task: d.uint()}
+		m.Items[i] = taskItem{Index: int(d.uint()), Args: d.bytes(), Task: d.uint()}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = errors.New("trailing bytes")
@@ -171,7 +169,17 @@ func decodeTask(b []byte) (*taskMsg, error) {
 }
 
 func (m *resultMsg) encode() []byte {
-	e := encoder{b: make([]byte, 0, 64)}
+	n := 16 + len(m.Worker) + 8*len(m.Lines)
+	for _, l := range m.Lines {
+		n += len(l)
+	}
+	for _, it := range m.Items {
+		n += 8 + len(it.Value) + len(it.Msg) + len(it.Trace) + 4*len(it.Lines)
+		for _, l := range it.Lines {
+			n += len(l)
+		}
+	}
+	e := encoder{b: make([]byte, 0, n)}
 	e.b = append(e.b, wireVersion)
 	e.uint(m.Call)
 	e.string(m.Worker)

@@ -160,7 +160,7 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 	defer stopTimer()
 	w.hard = hard
 
-	capacity := 2 * o.Concurrency
+	capacity := max(2*o.Concurrency, 16)
 	queue := make(chan jetstream.Msg, capacity)
 	slots := make(chan struct{}, capacity)
 	for range capacity {
@@ -397,13 +397,17 @@ func (w *worker) handle(stop context.Context, msg jetstream.Msg) *pending {
 	b := &starlarkmod.RemoteBatch{Name: t.Name, Fn: fn, FnSum: t.FnSum, Timeout: t.Timeout,
 		Seed: t.Seed, Seeded: t.Seeded, Items: make([]starlarkmod.RemoteItem, len(t.Items))}
 	for i, it := range t.Items {
-		b.Items[i] = starlarkmod.RemoteItem{ID: it.ID, Args: it.Args, Task: it.Task}
+		b.Items[i] = starlarkmod.RemoteItem{Args: it.Args, Task: it.Task}
 	}
 	// Lines printed, by item; lines of no item go with the next item done.
 	var lmu sync.Mutex
 	var lines map[int][]string
 	var loose []string
+	var printed atomic.Bool // lines or loose may be non-empty
 	took := func(i int) []string {
+		if !printed.Load() {
+			return nil
+		}
 		lmu.Lock()
 		defer lmu.Unlock()
 		l := lines[i]
@@ -419,6 +423,7 @@ func (w *worker) handle(stop context.Context, msg jetstream.Msg) *pending {
 	cancelled := false
 	xerr := w.o.ExecBatch(mctx, b, w.files, 1, func(i int, l string) {
 		lmu.Lock()
+		printed.Store(true)
 		if i < 0 || i >= len(t.Items) {
 			loose = append(loose, l)
 		} else {
