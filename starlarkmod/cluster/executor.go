@@ -27,10 +27,10 @@ type Options struct {
 	// line, each prefixed with "[worker-name] ". Stderr receives the
 	// notice that nothing consumes the stream. Both default to io.Discard.
 	Stdout, Stderr io.Writer
-	// ChunkSize is the most items sent in one message (default 64): fewer
-	// messages is more throughput, smaller chunks spread short jobs over
-	// more workers. Batches are cut into at least 16 messages when they
-	// have that many items.
+	// ChunkSize is the most items sent in one message (default 256):
+	// fewer messages is more throughput, smaller chunks spread short jobs
+	// over more workers. Batches of up to 256 items go one item per
+	// message; larger ones are cut into at least 16 messages.
 	ChunkSize int
 	// WaitNotice is how long a call may see no progress before the
 	// executor checks that some worker consumes the stream (default 2s).
@@ -294,14 +294,25 @@ func (e *Executor) Run(ctx context.Context, b *starlarkmod.RemoteBatch, done fun
 	}
 }
 
-// chunkSize is the number of items per message for a batch of n: at most
-// ChunkSize, and small enough that a batch makes 16 messages when it can,
-// so that short jobs of slow items still spread over many workers (a job
-// sends batches of 1024 items, four at a time: 64 messages in flight).
+// chunkSize is the number of items per message for a batch of n: one for
+// a small batch, else at most ChunkSize, and small enough that a batch
+// makes 16 messages, so that jobs of slow items still spread over many
+// workers (a job sends batches of 1024 items, four at a time, growing to
+// 8192 while they come back quickly: 64 messages of up to 256 items in
+// flight).
 func (e *Executor) chunkSize(n int) int {
+	if n <= smallBatch {
+		// One item per message: a small batch may be a job of slow items,
+		// whose last messages would otherwise keep one worker busy while
+		// others are idle; a few hundred messages cost milliseconds.
+		return 1
+	}
 	k := (n + 15) / 16
 	return max(1, min(k, e.opts.ChunkSize))
 }
+
+// smallBatch is the largest batch sent one item per message.
+const smallBatch = 256
 
 // maxChunkBytes caps a chunk's payload below the server's max_payload.
 func (e *Executor) maxChunkBytes() int {

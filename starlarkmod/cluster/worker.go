@@ -160,6 +160,8 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 	defer stopTimer()
 	w.hard = hard
 
+	// Up to 16 quick messages are fetched ahead (fastMessage), else two per
+	// runner (slowMessage: none ahead).
 	capacity := max(2*o.Concurrency, 16)
 	queue := make(chan jetstream.Msg, capacity)
 	slots := make(chan struct{}, capacity)
@@ -176,7 +178,9 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 				w.busy.Add(1)
 				start := time.Now()
 				p := w.handle(ctx, msg)
-				w.slow.Store(time.Since(start) > slowMessage)
+				took := time.Since(start)
+				w.slow.Store(took > slowMessage)
+				w.fast.Store(took < fastMessage)
 				w.busy.Add(-1)
 				slots <- struct{}{}
 				select {
@@ -208,6 +212,11 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 // fetching messages ahead of its free runners.
 const slowMessage = 20 * time.Millisecond
 
+// fastMessage is how quick task messages must be for the worker to fetch
+// more than two per runner ahead (up to 16): fewer fetches for trivial
+// items, and a job of slow items is not taken by the first worker that asks.
+const fastMessage = 5 * time.Millisecond
+
 type worker struct {
 	o    WorkerOptions
 	n    names
@@ -219,6 +228,7 @@ type worker struct {
 
 	busy  atomic.Int32  // runners handling a message
 	slow  atomic.Bool   // the last message took longer than slowMessage
+	fast  atomic.Bool   // the last message took less than fastMessage
 	freed chan struct{} // a runner finished a message
 
 	mu        sync.Mutex
@@ -286,13 +296,23 @@ func (w *worker) fetchLoop(ctx context.Context, cons jetstream.Consumer, queue c
 		}
 		// Slow messages are not fetched ahead: a message queued here while
 		// another worker is idle would lengthen the end of a CPU-bound job.
-		for w.slow.Load() {
-			idle := w.o.Concurrency - int(w.busy.Load()) - len(queue)
-			if idle >= n {
+		// More than two per runner are held only while quick messages are
+		// being run: an idle worker's pull waits for the next job, whose
+		// items may be slow, and must not take all of its messages.
+		for {
+			held := int(w.busy.Load()) + len(queue)
+			allowed := n
+			switch {
+			case w.slow.Load():
+				allowed = w.o.Concurrency - held
+			case !w.fast.Load() || held == 0:
+				allowed = 2*w.o.Concurrency - held
+			}
+			if allowed >= n {
 				break
 			}
-			if idle > 0 {
-				for ; n > idle; n-- {
+			if allowed > 0 {
+				for ; n > allowed; n-- {
 					slots <- struct{}{}
 				}
 				break
