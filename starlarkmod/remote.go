@@ -394,6 +394,12 @@ const (
 	remoteInFlight = 4 // batches in flight at once: memory stays bounded on lazy items
 )
 
+// quickSource reports whether a source that gave n items in d is still
+// worth waiting for before a batch goes out.
+func quickSource(d time.Duration, n int) bool {
+	return d < time.Millisecond || d < time.Duration(n)*20*time.Microsecond
+}
+
 type remoteEvent struct {
 	batch int // the batch's number in the job
 	i     int // item index in the job; -1: the batch ended
@@ -470,8 +476,9 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 		seq := batches
 		start := time.Now()
 		// A batch goes out when full, or early when the items come slowly
-		// (a lazy source), so that the cluster is not kept waiting.
-		for len(b.Items) < size && (len(b.Items) == 0 || time.Since(start) < time.Millisecond) {
+		// (a lazy source: after 1ms, at less than one item per 20µs), so
+		// that the cluster is not kept waiting.
+		for len(b.Items) < size && (len(b.Items) == 0 || quickSource(time.Since(start), len(b.Items))) {
 			var x starlark.Value
 			if !iter.Next(&x) {
 				exhausted = true
