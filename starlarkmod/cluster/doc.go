@@ -53,12 +53,15 @@
 // under 5 ms, and none ahead once one takes over 20 ms.
 //
 // Throughput, measured on a 2-core machine shared with other builds (load
-// average 3-5), embedded server and two worker processes of concurrency 1
-// on the same machine (BenchmarkClusterTrivial): 117k-178k trivial items/s
-// end to end, 9.5-13.5 µs of CPU per item summed over every process
-// (caller, server, workers); about a third of it is the server storing
-// task and result messages. A CPU-bound job of 80 items runs 1.83x faster
-// on two worker processes than on one (BenchmarkClusterCPU).
+// average 2-5), embedded server and two worker processes of concurrency 1
+// on the same machine: 208k-212k trivial items/s end to end
+// (BenchmarkClusterTrivial, 300k items), 8.8-9.0 µs of CPU per item summed
+// over every process (caller, server, workers), about a third of it the
+// server storing task and result messages; the transport alone
+// (BenchmarkTransport) moves about 1M items/s. A CPU-bound job of 80
+// items (BenchmarkClusterCPU) takes the same CPU time on two worker
+// processes as on one, and 1.32x-1.83x less wall time, depending on how
+// much of the two cores other work leaves.
 //
 // # Faults
 //
