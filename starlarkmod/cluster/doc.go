@@ -54,10 +54,11 @@
 //
 // Throughput, measured on a 2-core machine shared with other builds (load
 // average 2-5), embedded server and two worker processes of concurrency 1
-// on the same machine: 208k-212k trivial items/s end to end
-// (BenchmarkClusterTrivial, 300k items), 8.8-9.0 µs of CPU per item summed
-// over every process (caller, server, workers), about a third of it the
-// server storing task and result messages; the transport alone
+// on the same machine: 157k-252k trivial items/s end to end, 208k or more
+// in four runs of five (BenchmarkClusterTrivial, 300k items), 7.5-9.0 µs
+// of CPU per item summed over every process (caller, server, workers),
+// about a third of it the server storing task and result messages; the
+// transport alone
 // (BenchmarkTransport) moves about 1M items/s. A CPU-bound job of 80
 // items (BenchmarkClusterCPU) takes the same CPU time on two worker
 // processes as on one, and 1.32x-1.83x less wall time, depending on how
