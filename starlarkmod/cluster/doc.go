@@ -57,7 +57,7 @@
 // on the same machine: 157k-252k trivial items/s end to end, 208k or more
 // in four runs of five (BenchmarkClusterTrivial, 300k items), 7.5-9.0 µs
 // of CPU per item summed over every process (caller, server, workers),
-// about a third of it the server storing task and result messages; the
+// about a fifth of it the server storing task and result messages; the
 // transport alone
 // (BenchmarkTransport) moves about 1M items/s. A CPU-bound job of 80
 // items (BenchmarkClusterCPU) takes the same CPU time on two worker
