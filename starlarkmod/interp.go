@@ -228,6 +228,7 @@ type taskState struct {
 	id       *taskID    // task.id(), once needed
 	children int        // tasks the running task has started
 	rng      *rand.Rand // created on first use in a task
+	item     int        // 1 + the index of the ExecRemoteBatch item this task is (0: none)
 }
 
 // Worker returns the engine worker of the thread's goroutine
@@ -331,7 +332,7 @@ func (in *Interpreter) newThread(name string, w *engine.Worker, pooled bool) *st
 		Name: name,
 		Print: func(th *starlark.Thread, msg string) {
 			if r := runOf(th); r != nil && r.remote.out != nil {
-				r.remote.out(msg) // a task run for a cluster caller
+				r.remote.out(stateOf(th).item-1, msg) // a task run for a cluster caller
 				return
 			}
 			in.out.line(msg)

@@ -103,8 +103,9 @@ type remoteRun struct {
 	env  *portable.Env
 
 	// out, if set, receives the lines the run's threads print (a run made
-	// by ExecRemote sends them back to the caller).
-	out func(line string)
+	// by ExecRemote sends them back to the caller), with the index of the
+	// ExecRemoteBatch item that printed it (-1: another task of the run).
+	out func(item int, line string)
 	// seed, if seeded, replaces the interpreter's seed for the run's
 	// tasks (the caller's --seed).
 	seed   int64
@@ -330,7 +331,9 @@ func (in *Interpreter) ExecRemote(ctx context.Context, fn []byte, fnSum string, 
 		return nil, fmt.Errorf("semisync: decoding the arguments of %s: %v", callable.Name(), err)
 	}
 	rn := in.newRemoteRun(ctx)
-	rn.remote.out = out
+	if out != nil {
+		rn.remote.out = func(_ int, line string) { out(line) }
+	}
 	f := engine.Go(ctx, in.pool, func(ctx context.Context, w *engine.Worker) (starlark.Value, error) {
 		return rn.runTask(ctx, w, taskRef{parent: rn.main, n: 1}, callable, a, kw)
 	})
@@ -385,9 +388,17 @@ func (in *Interpreter) newRemoteRun(ctx context.Context) *Run {
 
 // A remoteJob runs a job's items remotely (see jobRunner.runRemote).
 const (
-	remoteChunk    = 1024 // items per RemoteBatch (the executor may split it further)
-	remoteInFlight = 4    // batches in flight at once: memory stays bounded on lazy items
+	remoteChunk    = 1024 // items per RemoteBatch at first (the executor may split it further)
+	remoteChunkMax = 8192 // items per RemoteBatch once batches come back quickly
+	remoteFast     = 100 * time.Millisecond
+	remoteInFlight = 4 // batches in flight at once: memory stays bounded on lazy items
 )
+
+// quickSource reports whether a source that gave n items in d is still
+// worth waiting for before a batch goes out.
+func quickSource(d time.Duration, n int) bool {
+	return d < time.Millisecond || d < time.Duration(n)*20*time.Microsecond
+}
 
 type remoteEvent struct {
 	batch int // the batch's number in the job
@@ -429,7 +440,7 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 
 	bctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events := make(chan remoteEvent, remoteChunk*remoteInFlight+remoteInFlight)
+	events := make(chan remoteEvent, remoteChunkMax*remoteInFlight+remoteInFlight)
 	running := 0 // batches in flight
 	defer func() {
 		cancel()
@@ -443,7 +454,12 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 	items := map[int]starlark.Value{} // in flight, for messages
 	itemBatch := map[int]int{}        // in flight: the batch of each item
 	left := map[int]int{}             // items each batch in flight has not answered
+	sentAt := map[int]time.Time{}     // when each batch in flight was sent
 	batches := 0
+	// Batches grow while they come back quickly (trivial items): fewer,
+	// larger messages; slow items stay in small batches that spread over
+	// the workers.
+	size := remoteChunk
 	var results []starlark.Value // by index (ordered) or in completion order
 	done := 0
 	pulled := 0
@@ -460,8 +476,9 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 		seq := batches
 		start := time.Now()
 		// A batch goes out when full, or early when the items come slowly
-		// (a lazy source), so that the cluster is not kept waiting.
-		for len(b.Items) < remoteChunk && (len(b.Items) == 0 || time.Since(start) < time.Millisecond) {
+		// (a lazy source: after 1ms, at less than one item per 20µs), so
+		// that the cluster is not kept waiting.
+		for len(b.Items) < size && (len(b.Items) == 0 || quickSource(time.Since(start), len(b.Items))) {
 			var x starlark.Value
 			if !iter.Next(&x) {
 				exhausted = true
@@ -487,6 +504,7 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 		}
 		batches++
 		left[seq] = len(b.Items)
+		sentAt[seq] = start
 		running++
 		go func() {
 			err := r.in.opts.Remote.Run(bctx, b, func(i int, data []byte, err error) {
@@ -519,6 +537,10 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 			running--
 			n := left[ev.batch]
 			delete(left, ev.batch)
+			if n == 0 && time.Since(sentAt[ev.batch]) < remoteFast {
+				size = min(2*size, remoteChunkMax)
+			}
+			delete(sentAt, ev.batch)
 			if n > 0 && failed < 0 && ctx.Err() == nil {
 				// The batch ended without every result: the cluster failed.
 				bar.finish(false)
@@ -632,6 +654,19 @@ func (r *jobRunner) remoteCancelled(cause error, done, inFlight, total int) erro
 // not finish, and it returns ctx's cause. It returns an error without
 // calling done if the function cannot be decoded.
 func (in *Interpreter) ExecRemoteBatch(ctx context.Context, b *RemoteBatch, files func(hash string) ([]byte, error), concurrency int, out func(line string), done func(i int, result []byte, err error)) error {
+	var lines func(int, string)
+	if out != nil {
+		lines = func(_ int, line string) { out(line) }
+	}
+	return in.ExecRemoteBatchLines(ctx, b, files, concurrency, lines, done)
+}
+
+// ExecRemoteBatchLines is ExecRemoteBatch with each printed line's item:
+// out receives the index of the item whose task printed the line, or -1
+// for a line printed by other work of the batch (a @future an item
+// started), so that a cluster worker can send each item's lines with its
+// result. out may be called from several goroutines; nil: Stdout.
+func (in *Interpreter) ExecRemoteBatchLines(ctx context.Context, b *RemoteBatch, files func(hash string) ([]byte, error), concurrency int, out func(item int, line string), done func(i int, result []byte, err error)) error {
 	env := in.workerEnv(files)
 	callable := in.remoteFns.get(b.FnSum)
 	if callable == nil {
@@ -683,6 +718,7 @@ func (in *Interpreter) ExecRemoteBatch(ctx context.Context, b *RemoteBatch, file
 				} else {
 					ts.setTask(rn, taskRef{parent: rn.main, n: i + 1})
 				}
+				ts.item = i + 1
 				th.Steps = 0
 				if timeout {
 					ts.bind(th, ctx)

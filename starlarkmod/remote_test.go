@@ -552,3 +552,75 @@ print(later().result())
 	}
 	assert.Equal(t, run(false), run(true))
 }
+
+// itemLines is a Remote that runs batches with ExecRemoteBatchLines and
+// records, for each line printed, the item it was attributed to.
+type itemLines struct {
+	worker *starlarkmod.Interpreter
+	mu     sync.Mutex
+	got    []string // "<arg of the item>: <line>", or "-: <line>"
+}
+
+func (p *itemLines) Run(ctx context.Context, b *starlarkmod.RemoteBatch, done func(int, []byte, error)) error {
+	files := func(h string) ([]byte, error) {
+		if t, ok := b.Files[h]; ok {
+			return t, nil
+		}
+		return nil, errors.New("no such file")
+	}
+	return p.worker.ExecRemoteBatchLines(ctx, b, files, 4, func(i int, line string) {
+		who := "-"
+		if i >= 0 {
+			args, _, err := portable.DecodeArgs(b.Items[i].Args)
+			if err != nil {
+				who = err.Error()
+			} else {
+				who = args[0].String()
+			}
+		}
+		p.mu.Lock()
+		p.got = append(p.got, who+": "+line)
+		p.mu.Unlock()
+	}, done)
+}
+
+// ExecRemoteBatchLines names the item that printed each line (a cluster
+// worker sends each item's lines with its result), also with items
+// running at once; a @future an item starts prints as the batch's (-1)
+// or as that item's.
+func TestExecRemoteBatchLinesNamesItems(t *testing.T) {
+	src := `
+@future
+def bg(x):
+    print("bg", x)
+
+def work(x):
+    print("item", x)
+    print("again", x)
+    if x % 10 == 0:
+        bg(x).result()
+    return x
+
+job(work, range(300), progress = False).run()
+`
+	dir := t.TempDir()
+	path := filepath.Join(dir, "script.star")
+	require.NoError(t, os.WriteFile(path, []byte(src), 0o644))
+	worker := starlarkmod.New(starlarkmod.Options{Stdout: io.Discard, Stderr: io.Discard})
+	defer worker.Close()
+	remote := &itemLines{worker: worker}
+	in := starlarkmod.New(starlarkmod.Options{Stdout: io.Discard, Stderr: io.Discard, Remote: remote})
+	defer in.Close()
+	_, err := in.ExecFile(context.Background(), path)
+	require.NoError(t, err)
+	require.Len(t, remote.got, 2*300+30)
+	for _, g := range remote.got {
+		who, line, _ := strings.Cut(g, ": ")
+		f := strings.Fields(line)
+		require.Len(t, f, 2, g)
+		if f[0] == "bg" && who == "-" {
+			continue
+		}
+		assert.Equal(t, f[1], who, "line %q attributed to item %s", line, who)
+	}
+}

@@ -111,7 +111,7 @@ func workerMain(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("semisync worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	nf := addNATSFlags(fs)
-	concurrency := fs.Int("concurrency", runtime.NumCPU(), "run `N` tasks at once")
+	concurrency := fs.Int("concurrency", runtime.NumCPU(), "run `N` task items at once (job items, @semisync and @future calls)")
 	name := fs.String("name", "", "the worker's `NAME`, shown before the lines its tasks print (default host-pid)")
 	serve := fs.String("serve", "", "also start an embedded NATS server with JetStream on `ADDR` (host:port); without --nats, the worker uses it")
 	serveConfig := fs.String("serve-config", "", "nats-server configuration `FILE` for --serve (users, accounts, TLS)")
@@ -187,7 +187,7 @@ func workerMain(args []string, stdout, stderr io.Writer) int {
 		Concurrency: *concurrency,
 		AckWait:     *ackWait,
 		MaxDeliver:  *maxDeliver,
-		Exec:        in.ExecRemote,
+		ExecBatch:   in.ExecRemoteBatchLines,
 		Log:         stderr,
 	})
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,6 +38,33 @@ func runOnCluster(b *testing.B, c *testCluster, src string) time.Duration {
 	return time.Since(start)
 }
 
+// cpuTime returns the CPU time (user + system) used so far by this process
+// and by c's worker processes (read from /proc; 0 for a worker whose
+// figures cannot be read).
+func cpuTime(c *testCluster) time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru) //nolint:errcheck // zero on failure
+	total := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range c.ws {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", w.Process.Pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command's closing parenthesis: utime and stime
+		// are the 12th and 13th, in clock ticks (100 per second on Linux).
+		f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(u+s) * 10 * time.Millisecond
+	}
+	return total
+}
+
 // BenchmarkClusterTrivial: a job of b.N trivial items (def f(x): return
 // x) run on two worker processes (one task at a time each) through an
 // embedded JetStream server, all on this machine: end-to-end tasks/s,
@@ -48,9 +77,13 @@ func BenchmarkClusterTrivial(b *testing.B) {
 	c.waitWorkers(2)
 	runOnCluster(b, c, "def f(x):\n    return x\njob(f, range(100), progress = False).run()\n") // warm up: code store, caches
 	b.ResetTimer()
+	cpu := cpuTime(c)
 	d := runOnCluster(b, c, fmt.Sprintf("def f(x):\n    return x\nr = job(f, range(%d), progress = False).run()\n", b.N))
+	cpu = cpuTime(c) - cpu
 	b.ReportMetric(float64(b.N)/d.Seconds(), "tasks/s")
 	b.ReportMetric(float64(d.Microseconds())/float64(b.N), "us/task")
+	// CPU time of every process (caller, server, workers) per task.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/task")
 }
 
 // BenchmarkClusterFutureRoundTrip: b.N @future calls, one after the other
@@ -98,11 +131,14 @@ func BenchmarkClusterCPU(b *testing.B) {
 			runOnCluster(b, c, "def f(x):\n    return x\njob(f, range(10), progress = False).run()\n")
 			b.ResetTimer()
 			var total time.Duration
+			cpu := cpuTime(c)
 			for range b.N {
 				total += runOnCluster(b, c, primesJob)
 			}
+			cpu = cpuTime(c) - cpu
 			per := total / time.Duration(b.N)
 			b.ReportMetric(per.Seconds(), "s/job")
+			b.ReportMetric((cpu / time.Duration(b.N)).Seconds(), "cpu-s/job")
 			if n == 1 {
 				one = per
 			} else if one > 0 {

@@ -458,3 +458,43 @@ print(sum([h.result() for h in hs]))
 	assert.Equal(t, "2470\n", stdout.String())
 	assert.Contains(t, stderr.String(), "cache: 20 hits, 0 misses")
 }
+
+// TestClusterSeed: with --seed, a job's items, a @semisync call and a
+// @future call draw the same random numbers on the workers as locally
+// (the caller's seed and each task's structural identity travel with
+// the task), whichever worker runs them.
+func TestClusterSeed(t *testing.T) {
+	c := newTestCluster(t)
+	c.worker("w1", "--concurrency", "2")
+	c.worker("w2", "--concurrency", "1")
+	c.waitWorkers(2)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "seeded.star")
+	require.NoError(t, os.WriteFile(script, []byte(`
+load("random", "randint")
+
+def draw(x):
+    return [x, randint(0, 1000000), randint(0, 1000000)]
+
+@future
+def later(x):
+    return randint(0, 1000000) + x
+
+print(job(draw, range(300), progress = False).run())
+print(later(1).result(), later(2).result())
+`), 0o644))
+	local := exec.Command(c.bin, "--seed", "42", script)
+	local.Dir = dir
+	want, err := local.Output()
+	require.NoError(t, err)
+	require.Contains(t, string(want), "[0, ")
+	for range 2 {
+		cmd, stdout, stderr := c.caller(dir, "--seed", "42", script)
+		require.Equal(t, 0, exitCode(t, cmd, 2*time.Minute), stderr.String())
+		assert.Equal(t, string(want), stdout.String())
+	}
+	// Another seed draws other numbers (the seed is not ignored).
+	cmd, stdout, stderr := c.caller(dir, "--seed", "43", script)
+	require.Equal(t, 0, exitCode(t, cmd, 2*time.Minute), stderr.String())
+	assert.NotEqual(t, string(want), stdout.String())
+}

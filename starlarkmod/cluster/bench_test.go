@@ -39,14 +39,14 @@ func BenchmarkTransport(b *testing.B) {
 
 // BenchmarkJobInProcess: a script's job of b.N trivial items through an
 // embedded server to two in-process workers running Starlark with
-// Interpreter.ExecRemote (the whole path but the processes; profile it
+// Interpreter.ExecRemoteBatchLines (the whole path but the processes; profile it
 // with -cpuprofile).
 func BenchmarkJobInProcess(b *testing.B) {
 	s := startServer(b, b.TempDir())
 	for _, name := range []string{"w1", "w2"} {
 		win := starlarkmod.New(starlarkmod.Options{Stdout: io.Discard, Stderr: io.Discard})
 		b.Cleanup(func() { win.Close() })
-		startWorker(b, s, WorkerOptions{Name: name, Concurrency: 1, Exec: win.ExecRemote})
+		startWorker(b, s, WorkerOptions{Name: name, Concurrency: 1, ExecBatch: win.ExecRemoteBatchLines})
 	}
 	e := newExecutor(b, s, Options{})
 	in := starlarkmod.New(starlarkmod.Options{Stdout: io.Discard, Stderr: os.Stderr, Remote: e})

@@ -10,12 +10,16 @@
 //
 //   - SEMISYNC_TASKS, a work-queue stream on subjects
 //     SEMISYNC_TASKS.tasks.<caller>.<call>: one message per chunk of a
-//     batch (up to 64 items; a batch of n items makes at least
-//     min(n, 16) messages so that short jobs of slow items spread over
-//     workers), published with the chunk's id as the JetStream message id
+//     batch (a batch of up to 256 items goes one item per message, so
+//     that a short job of slow items spreads over the workers to its
+//     last item; a larger one makes at least 16 messages of up to 256
+//     items), published with the chunk's id as the JetStream message id
 //     (a publish retried after a lost ack is dropped as a duplicate). All
 //     workers share one durable pull consumer, "workers", with explicit
-//     acks, a short AckWait and a MaxDeliver.
+//     acks, a short AckWait and a MaxDeliver. A message carries the
+//     function's hash, the per-item timeout, the caller's --seed and, per
+//     item, its index, arguments and structural task hash; the items'
+//     task ids stay with the caller, which deduplicates results by item.
 //   - SEMISYNC_TASKS_CODE, an object store: the function's portable
 //     encoding (by its sha256, RemoteBatch.FnSum) and the script texts it
 //     names (by content hash), put once per caller and fetched once per
@@ -29,6 +33,36 @@
 //   - SEMISYNC_TASKS.cancel, a core subject: a cancelled call (Ctrl-C, a
 //     job that failed) tells workers to stop its running items; the caller
 //     also purges the call's subject, so its queued tasks never run.
+//
+// # Workers
+//
+// A worker ([RunWorker], `semisync worker`) runs each task message with
+// [WorkerOptions.ExecBatch], which `semisync worker` sets to
+// starlarkmod's Interpreter.ExecRemoteBatchLines: the function is decoded
+// once per worker (cached by its hash) and the message's items run as the
+// tasks of one run, one after the other, on a long-running engine worker
+// loop, so a trivial item costs microseconds, not a run of its own.
+// Concurrency runners each run one message at a time: Concurrency items
+// run at once. Each item has the job's timeout; the lines it prints travel
+// with its result (lines of a @future it started travel with the next
+// result); with the caller's --seed each item draws the random numbers it
+// draws locally. Results are published in groups, when an item finishes
+// 20 ms or more after the last group and at the end of the message, and
+// the message is acked once they are stored. A worker fetches
+// two messages per runner ahead, up to 16 while the messages it runs take
+// under 5 ms, and none ahead once one takes over 20 ms.
+//
+// Throughput, measured on a 2-core machine shared with other builds (load
+// average 2-5), embedded server and two worker processes of concurrency 1
+// on the same machine: 157k-252k trivial items/s end to end, 208k or more
+// in four runs of five (BenchmarkClusterTrivial, 300k items), 7.5-9.0 µs
+// of CPU per item summed over every process (caller, server, workers),
+// about a fifth of it the server storing task and result messages; the
+// transport alone
+// (BenchmarkTransport) moves about 1M items/s. A CPU-bound job of 80
+// items (BenchmarkClusterCPU) takes the same CPU time on two worker
+// processes as on one, and 1.32x-1.83x less wall time, depending on how
+// much of the two cores other work leaves.
 //
 // # Faults
 //

@@ -3,12 +3,11 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 
@@ -28,10 +27,10 @@ type Options struct {
 	// line, each prefixed with "[worker-name] ". Stderr receives the
 	// notice that nothing consumes the stream. Both default to io.Discard.
 	Stdout, Stderr io.Writer
-	// ChunkSize is the most items sent in one message (default 64): fewer
-	// messages is more throughput, smaller chunks spread short jobs over
-	// more workers. Batches are cut into at least 16 messages when they
-	// have that many items.
+	// ChunkSize is the most items sent in one message (default 256):
+	// fewer messages is more throughput, smaller chunks spread short jobs
+	// over more workers. Batches of up to 256 items go one item per
+	// message; larger ones are cut into at least 16 messages.
 	ChunkSize int
 	// WaitNotice is how long a call may see no progress before the
 	// executor checks that some worker consumes the stream (default 2s).
@@ -144,7 +143,7 @@ func New(ctx context.Context, nc *nats.Conn, o Options) (*Executor, error) {
 		o.Stderr = io.Discard
 	}
 	if o.ChunkSize <= 0 {
-		o.ChunkSize = 64
+		o.ChunkSize = 256
 	}
 	if o.WaitNotice <= 0 {
 		o.WaitNotice = 2 * time.Second
@@ -295,14 +294,25 @@ func (e *Executor) Run(ctx context.Context, b *starlarkmod.RemoteBatch, done fun
 	}
 }
 
-// chunkSize is the number of items per message for a batch of n: at most
-// ChunkSize, and small enough that a batch makes 16 messages when it can,
-// so that short jobs of slow items still spread over many workers (a job
-// sends batches of 1024 items, four at a time: 64 messages in flight).
+// chunkSize is the number of items per message for a batch of n: one for
+// a small batch, else at most ChunkSize, and small enough that a batch
+// makes 16 messages, so that jobs of slow items still spread over many
+// workers (a job sends batches of 1024 items, four at a time, growing to
+// 8192 while they come back quickly: 64 messages of up to 256 items in
+// flight).
 func (e *Executor) chunkSize(n int) int {
+	if n <= smallBatch {
+		// One item per message: a small batch may be a job of slow items,
+		// whose last messages would otherwise keep one worker busy while
+		// others are idle; a few hundred messages cost milliseconds.
+		return 1
+	}
 	k := (n + 15) / 16
 	return max(1, min(k, e.opts.ChunkSize))
 }
+
+// smallBatch is the largest batch sent one item per message.
+const smallBatch = 256
 
 // maxChunkBytes caps a chunk's payload below the server's max_payload.
 func (e *Executor) maxChunkBytes() int {
@@ -368,34 +378,31 @@ func (e *Executor) publish(ctx context.Context, c *call, b *starlarkmod.RemoteBa
 			in.f = f
 		}
 	}
-	tm := taskMsg{Client: e.client, Call: c.key, Name: b.Name, FnSum: b.FnSum, Timeout: b.Timeout}
+	tm := taskMsg{Client: e.client, Call: c.key, Name: b.Name, FnSum: b.FnSum, Timeout: b.Timeout, Seed: b.Seed, Seeded: b.Seeded}
 	for start := 0; start < len(b.Items); {
 		tm.Items = tm.Items[:0]
 		size := 0
 		end := start
 		for end < len(b.Items) && end-start < per {
 			it := b.Items[end]
-			sz := len(it.ID) + len(it.Args) + 12
+			sz := len(it.Args) + 22
 			if end > start && size+sz > limit {
 				break
 			}
-			tm.Items = append(tm.Items, taskItem{Index: end, ID: it.ID, Args: it.Args})
+			tm.Items = append(tm.Items, taskItem{Index: end, Args: it.Args, Task: it.Task})
 			size += sz
 			end++
 		}
 		data := tm.encode()
 		ch := &chunk{c: c, indexes: make([]int, 0, end-start)}
-		// The message id names the chunk within this call: a publish retried
+		// The message id names the chunk within this call (the executor's
+		// client id is unique, its calls are numbered): a publish retried
 		// after a lost ack is a duplicate; the same items sent again by
 		// another call are not.
-		h := sha256.New()
-		fmt.Fprintf(h, "%s %d\x00", e.client, c.key)
 		for i := start; i < end; i++ {
 			ch.indexes = append(ch.indexes, i)
-			io.WriteString(h, b.Items[i].ID) //nolint:errcheck // hashes do not fail
-			h.Write([]byte{0})
 		}
-		ch.id = hex.EncodeToString(h.Sum(nil)[:16])
+		ch.id = e.client + "." + strconv.FormatUint(c.key, 10) + "." + strconv.Itoa(start) + "-" + strconv.Itoa(end)
 		if int64(len(data)) > e.nc.MaxPayload() {
 			c.finish(ch.indexes[0], nil, fmt.Errorf("cluster: %s item %d: its arguments take %d bytes, more than the server's max_payload (%d)", b.Name, start, len(data), e.nc.MaxPayload()))
 			start = end
@@ -519,6 +526,9 @@ func (e *Executor) onResult(data []byte) {
 			err = e.newErr(m.Worker, it.Msg, it.Trace)
 		}
 		c.deliver(it.Index, it.Value, err)
+	}
+	for _, l := range m.Lines {
+		e.printLine(m.Worker, l)
 	}
 }
 

@@ -260,20 +260,28 @@ func TestWorkerStopHandsBackTasks(t *testing.T) {
 }
 
 func TestWireRoundTrip(t *testing.T) {
-	tm := taskMsg{Client: "c", Call: 7, Name: "f", FnSum: "abc", Items: []taskItem{{Index: 3, ID: "id", Args: []byte{1, 2}}, {Index: 4, ID: "", Args: nil}}}
+	tm := taskMsg{Client: "c", Call: 7, Name: "f", FnSum: "abc", Timeout: time.Second, Seed: -5, Seeded: true,
+		Items: []taskItem{{Index: 3, Args: []byte{1, 2}, Task: 1 << 63}, {Index: 4, Args: nil}}}
 	got, err := decodeTask(tm.encode())
 	require.NoError(t, err)
 	assert.Equal(t, tm.Client, got.Client)
 	assert.Equal(t, tm.Items[0], got.Items[0])
 	assert.Equal(t, 4, got.Items[1].Index)
+	assert.Equal(t, []any{time.Second, int64(-5), true}, []any{got.Timeout, got.Seed, got.Seeded})
+	tm.Seeded = false
+	got, err = decodeTask(tm.encode())
+	require.NoError(t, err)
+	assert.False(t, got.Seeded)
 
-	rm := resultMsg{Call: 9, Worker: "w", Items: []resultItem{{Index: 1, Value: []byte("v"), Lines: []string{"a", "b"}}, {Index: 2, Failed: true, Msg: "m", Trace: "t"}}}
+	rm := resultMsg{Call: 9, Worker: "w", Items: []resultItem{{Index: 1, Value: []byte("v"), Lines: []string{"a", "b"}}, {Index: 2, Failed: true, Msg: "m", Trace: "t"}},
+		Lines: []string{"loose"}}
 	gr, err := decodeResult(rm.encode())
 	require.NoError(t, err)
 	assert.Equal(t, rm.Items[0].Lines, gr.Items[0].Lines)
 	assert.Equal(t, rm.Items[1], gr.Items[1])
+	assert.Equal(t, rm.Lines, gr.Lines)
 
-	for _, b := range [][]byte{nil, {2}, tm.encode()[:5], append(tm.encode(), 0)} {
+	for _, b := range [][]byte{nil, {2}, {9}, tm.encode()[:5], append(tm.encode(), 0)} {
 		_, err := decodeTask(b)
 		assert.Error(t, err)
 	}

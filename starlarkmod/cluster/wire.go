@@ -12,7 +12,7 @@ import (
 // Task and result payloads are already portable encodings, so this layer
 // only frames them; both ends are this package, and the first byte is a
 // version so an old worker refuses a newer caller's tasks clearly.
-const wireVersion = 1
+const wireVersion = 2
 
 // A taskMsg is one chunk of a batch: the items a worker runs together.
 type taskMsg struct {
@@ -21,13 +21,15 @@ type taskMsg struct {
 	Name    string        // the function's name, for messages
 	FnSum   string        // hex sha256 of the function's encoding (fetched by it)
 	Timeout time.Duration // per item, if positive
+	Seed    int64         // the caller's --seed, if Seeded
+	Seeded  bool
 	Items   []taskItem
 }
 
 type taskItem struct {
-	Index int    // the item's index in its batch
-	ID    string // the item's task id (dedup key)
+	Index int // the item's index in its batch
 	Args  []byte
+	Task  uint64 // the task's structural identity (seeds its random generator)
 }
 
 // A resultMsg carries the outcome of some items of one chunk.
@@ -35,6 +37,7 @@ type resultMsg struct {
 	Call   uint64
 	Worker string
 	Items  []resultItem
+	Lines  []string // lines printed by work of the chunk that is no item's (a @future an item started)
 }
 
 type resultItem struct {
@@ -114,7 +117,7 @@ func (d *decoder) version() {
 func (m *taskMsg) encode() []byte {
 	n := 32 + len(m.Client) + len(m.Name) + len(m.FnSum)
 	for _, it := range m.Items {
-		n += 12 + len(it.ID) + len(it.Args)
+		n += 22 + len(it.Args)
 	}
 	e := encoder{b: make([]byte, 0, n)}
 	e.b = append(e.b, wireVersion)
@@ -123,11 +126,17 @@ func (m *taskMsg) encode() []byte {
 	e.string(m.Name)
 	e.string(m.FnSum)
 	e.uint(uint64(max(m.Timeout, 0)))
+	if m.Seeded {
+		e.uint(1)
+		e.uint(uint64(m.Seed))
+	} else {
+		e.uint(0)
+	}
 	e.uint(uint64(len(m.Items)))
 	for _, it := range m.Items {
 		e.uint(uint64(it.Index))
-		e.string(it.ID)
 		e.bytes(it.Args)
+		e.uint(it.Task)
 	}
 	return e.b
 }
@@ -141,10 +150,14 @@ func decodeTask(b []byte) (*taskMsg, error) {
 	m.Name = d.string()
 	m.FnSum = d.string()
 	m.Timeout = time.Duration(d.uint())
+	if d.uint() == 1 {
+		m.Seeded = true
+		m.Seed = int64(d.uint())
+	}
 	n := d.count(3)
 	m.Items = make([]taskItem, n)
 	for i := range m.Items {
-		m.Items[i] = taskItem{Index: int(d.uint()), ID: d.string(), Args: d.bytes()}
+		m.Items[i] = taskItem{Index: int(d.uint()), Args: d.bytes(), Task: d.uint()}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = errors.New("trailing bytes")
@@ -156,7 +169,17 @@ func decodeTask(b []byte) (*taskMsg, error) {
 }
 
 func (m *resultMsg) encode() []byte {
-	e := encoder{b: make([]byte, 0, 64)}
+	n := 16 + len(m.Worker) + 8*len(m.Lines)
+	for _, l := range m.Lines {
+		n += len(l)
+	}
+	for _, it := range m.Items {
+		n += 8 + len(it.Value) + len(it.Msg) + len(it.Trace) + 4*len(it.Lines)
+		for _, l := range it.Lines {
+			n += len(l)
+		}
+	}
+	e := encoder{b: make([]byte, 0, n)}
 	e.b = append(e.b, wireVersion)
 	e.uint(m.Call)
 	e.string(m.Worker)
@@ -175,6 +198,10 @@ func (m *resultMsg) encode() []byte {
 		for _, l := range it.Lines {
 			e.string(l)
 		}
+	}
+	e.uint(uint64(len(m.Lines)))
+	for _, l := range m.Lines {
+		e.string(l)
 	}
 	return e.b
 }
@@ -207,6 +234,12 @@ func decodeResult(b []byte) (*resultMsg, error) {
 			for j := range it.Lines {
 				it.Lines[j] = d.string()
 			}
+		}
+	}
+	if nl := d.count(1); nl > 0 {
+		m.Lines = make([]string, nl)
+		for j := range m.Lines {
+			m.Lines[j] = d.string()
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

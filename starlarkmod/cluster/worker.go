@@ -17,9 +17,38 @@ import (
 	"github.com/semisync/semisync/starlarkmod"
 )
 
-// ExecFunc runs one task item: [starlarkmod.Interpreter.ExecRemote]. It returns the portable-encoded result; print lines go to
-// out, which may be called from several goroutines.
+// ExecFunc runs one task item: [starlarkmod.Interpreter.ExecRemote]. It
+// returns the portable-encoded result; print lines go to out, which may be
+// called from several goroutines. A worker given only an ExecFunc runs the
+// items of a task message one after the other, each with its own call.
 type ExecFunc func(ctx context.Context, fn []byte, fnSum string, files func(hash string) ([]byte, error), args []byte, out func(line string)) ([]byte, error)
+
+// BatchExecFunc runs the items of a batch, up to concurrency at once:
+// [starlarkmod.Interpreter.ExecRemoteBatchLines]. It calls done once per
+// item that ran, and out for each line printed with the index of the item
+// that printed it (-1: other work of the batch); out may be called from
+// several goroutines. When ctx ends it returns ctx's cause; done is not
+// called for the items that did not finish.
+type BatchExecFunc func(ctx context.Context, b *starlarkmod.RemoteBatch, files func(hash string) ([]byte, error), concurrency int, out func(i int, line string), done func(i int, result []byte, err error)) error
+
+// batchOfItems runs a batch as exec calls, one item after the other.
+func batchOfItems(exec ExecFunc) BatchExecFunc {
+	return func(ctx context.Context, b *starlarkmod.RemoteBatch, files func(hash string) ([]byte, error), _ int, out func(i int, line string), done func(i int, result []byte, err error)) error {
+		for i, it := range b.Items {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			ictx, cancel := starlarkmod.RemoteItemContext(ctx, b)
+			res, err := exec(ictx, b.Fn, b.FnSum, files, it.Args, func(l string) { out(i, l) })
+			cancel()
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			done(i, res, err)
+		}
+		return nil
+	}
+}
 
 // WorkerOptions configure [RunWorker].
 type WorkerOptions struct {
@@ -27,8 +56,9 @@ type WorkerOptions struct {
 	Stream string
 	// Name is shown before the lines its tasks print (default host-pid).
 	Name string
-	// Concurrency is how many task messages run at once (default 1).
-	// Items of one message run one after the other.
+	// Concurrency is how many items run at once (default 1): as many
+	// task messages are run at once, the items of each one after the other
+	// (so that a slow message does not hold items another runner could take).
 	Concurrency int
 	// AckWait is how long the server waits for a worker's ack or
 	// in-progress signal before it gives a task to another worker: a
@@ -41,7 +71,14 @@ type WorkerOptions struct {
 	// Grace is how long a stopping worker lets its running items finish
 	// before it cancels them and hands their tasks back (default 10s).
 	Grace time.Duration
-	// Exec runs an item (required).
+	// ExecBatch runs the items of a task message (one of ExecBatch and
+	// Exec is required; ExecBatch is used if both are set): a Starlark
+	// worker sets it to [starlarkmod.Interpreter.ExecRemoteBatchLines],
+	// which decodes the function once per message and runs its items as
+	// tasks of one run.
+	ExecBatch BatchExecFunc
+	// Exec runs one item; without ExecBatch, the items of a message are
+	// run by one Exec call each.
 	Exec ExecFunc
 	// Log receives the worker's own messages (default io.Discard).
 	Log io.Writer
@@ -55,8 +92,11 @@ type WorkerOptions struct {
 // (naks) the messages it has not started, lets running items finish for
 // up to Grace, and returns nil.
 func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
-	if o.Exec == nil {
-		panic("cluster.RunWorker: nil Exec")
+	if o.ExecBatch == nil {
+		if o.Exec == nil {
+			panic("cluster.RunWorker: nil Exec and ExecBatch")
+		}
+		o.ExecBatch = batchOfItems(o.Exec)
 	}
 	n, err := newNames(o.Stream)
 	if err != nil {
@@ -120,7 +160,9 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 	defer stopTimer()
 	w.hard = hard
 
-	capacity := 2 * o.Concurrency
+	// Up to 16 quick messages are fetched ahead (fastMessage), else two per
+	// runner (slowMessage: none ahead).
+	capacity := max(2*o.Concurrency, 16)
 	queue := make(chan jetstream.Msg, capacity)
 	slots := make(chan struct{}, capacity)
 	for range capacity {
@@ -136,7 +178,9 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 				w.busy.Add(1)
 				start := time.Now()
 				p := w.handle(ctx, msg)
-				w.slow.Store(time.Since(start) > slowMessage)
+				took := time.Since(start)
+				w.slow.Store(took > slowMessage)
+				w.fast.Store(took < fastMessage)
 				w.busy.Add(-1)
 				slots <- struct{}{}
 				select {
@@ -168,6 +212,11 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 // fetching messages ahead of its free runners.
 const slowMessage = 20 * time.Millisecond
 
+// fastMessage is how quick task messages must be for the worker to fetch
+// more than two per runner ahead (up to 16): fewer fetches for trivial
+// items, and a job of slow items is not taken by the first worker that asks.
+const fastMessage = 5 * time.Millisecond
+
 type worker struct {
 	o    WorkerOptions
 	n    names
@@ -179,6 +228,7 @@ type worker struct {
 
 	busy  atomic.Int32  // runners handling a message
 	slow  atomic.Bool   // the last message took longer than slowMessage
+	fast  atomic.Bool   // the last message took less than fastMessage
 	freed chan struct{} // a runner finished a message
 
 	mu        sync.Mutex
@@ -246,13 +296,23 @@ func (w *worker) fetchLoop(ctx context.Context, cons jetstream.Consumer, queue c
 		}
 		// Slow messages are not fetched ahead: a message queued here while
 		// another worker is idle would lengthen the end of a CPU-bound job.
-		for w.slow.Load() {
-			idle := w.o.Concurrency - int(w.busy.Load()) - len(queue)
-			if idle >= n {
+		// More than two per runner are held only while quick messages are
+		// being run: an idle worker's pull waits for the next job, whose
+		// items may be slow, and must not take all of its messages.
+		for {
+			held := int(w.busy.Load()) + len(queue)
+			allowed := n
+			switch {
+			case w.slow.Load():
+				allowed = w.o.Concurrency - held
+			case !w.fast.Load() || held == 0:
+				allowed = 2*w.o.Concurrency - held
+			}
+			if allowed >= n {
 				break
 			}
-			if idle > 0 {
-				for ; n > idle; n-- {
+			if allowed > 0 {
+				for ; n > allowed; n-- {
 					slots <- struct{}{}
 				}
 				break
@@ -331,14 +391,22 @@ func (w *worker) handle(stop context.Context, msg jetstream.Msg) *pending {
 	}
 	subject := w.n.resultSubject(t.Client)
 	var out []resultItem
-	flush := func() {
-		if len(out) == 0 {
+	flush := func(extra []string) {
+		if len(out) == 0 && len(extra) == 0 {
 			return
 		}
-		rm := resultMsg{Call: t.Call, Worker: w.o.Name, Items: out}
+		rm := resultMsg{Call: t.Call, Worker: w.o.Name, Items: out, Lines: extra}
 		m := &nats.Msg{Subject: subject, Data: rm.encode()}
 		p.futures = append(p.futures, w.publish(m))
-		out = nil
+		out = out[len(out):] // the encoding copied the items: reuse the rest of the array
+	}
+	if err != nil {
+		for _, it := range t.Items {
+			out = append(out, resultItem{Index: it.Index, Failed: true,
+				Msg: fmt.Sprintf("cluster: worker %s cannot find the code of %s (%.12s) in %s: %v", w.o.Name, t.Name, t.FnSum, w.n.code, err)})
+		}
+		flush(nil)
+		return p
 	}
 	// The message's items run under one context, which a cancel of their
 	// call (onCancel) or the end of the grace period cancels.
@@ -346,54 +414,80 @@ func (w *worker) handle(stop context.Context, msg jetstream.Msg) *pending {
 	defer mcancel()
 	w.track(key, &mcancel, true)
 	defer w.track(key, &mcancel, false)
-	last := time.Now()
-	for _, it := range t.Items {
-		if stop.Err() != nil && w.hard.Err() != nil {
-			p.nak = true
-			break
+	b := &starlarkmod.RemoteBatch{Name: t.Name, Fn: fn, FnSum: t.FnSum, Timeout: t.Timeout,
+		Seed: t.Seed, Seeded: t.Seeded, Items: make([]starlarkmod.RemoteItem, len(t.Items))}
+	for i, it := range t.Items {
+		b.Items[i] = starlarkmod.RemoteItem{Args: it.Args, Task: it.Task}
+	}
+	// Lines printed, by item; lines of no item go with the next item done.
+	var lmu sync.Mutex
+	var lines map[int][]string
+	var loose []string
+	var printed atomic.Bool // lines or loose may be non-empty
+	took := func(i int) []string {
+		if !printed.Load() {
+			return nil
 		}
-		ri := resultItem{Index: it.Index}
+		lmu.Lock()
+		defer lmu.Unlock()
+		l := lines[i]
+		delete(lines, i)
+		if len(loose) > 0 {
+			l = append(loose, l...)
+			loose = nil
+		}
+		return l
+	}
+	ran := make([]bool, len(t.Items))
+	last := time.Now()
+	cancelled := false
+	xerr := w.o.ExecBatch(mctx, b, w.files, 1, func(i int, l string) {
+		lmu.Lock()
+		printed.Store(true)
+		if i < 0 || i >= len(t.Items) {
+			loose = append(loose, l)
+		} else {
+			if lines == nil {
+				lines = map[int][]string{}
+			}
+			lines[i] = append(lines[i], l)
+		}
+		lmu.Unlock()
+	}, func(i int, res []byte, err error) {
+		if cancelled || mctx.Err() != nil {
+			cancelled = true // the caller gave up on this call, or the worker stops
+			return
+		}
+		ran[i] = true
+		ri := resultItem{Index: t.Items[i].Index, Lines: took(i)}
 		if err != nil {
 			ri.Failed = true
-			ri.Msg = fmt.Sprintf("cluster: worker %s cannot find the code of %s (%.12s) in %s: %v", w.o.Name, t.Name, t.FnSum, w.n.code, err)
+			ri.Msg, ri.Trace = errorParts(err)
 		} else {
-			ictx := mctx
-			var cancel context.CancelFunc = func() {}
-			if t.Timeout > 0 {
-				ictx, cancel = starlarkmod.RemoteItemContext(mctx, &starlarkmod.RemoteBatch{Timeout: t.Timeout})
-			}
-			var lmu sync.Mutex
-			lines := []string(nil)
-			res, xerr := w.o.Exec(ictx, fn, t.FnSum, w.files, it.Args, func(l string) {
-				lmu.Lock()
-				lines = append(lines, l)
-				lmu.Unlock()
-			})
-			cancel()
-			if w.isCancelled(key) {
-				break // the caller gave up on this call
-			}
-			if w.hard.Err() != nil {
-				p.nak = true
-				break
-			}
-			lmu.Lock()
-			ri.Lines = lines
-			lmu.Unlock()
-			if xerr != nil {
-				ri.Failed = true
-				ri.Msg, ri.Trace = errorParts(xerr)
-			} else {
-				ri.Value = res
-			}
+			ri.Value = res
 		}
 		out = append(out, ri)
 		if time.Since(last) > 20*time.Millisecond {
-			flush()
+			flush(nil)
 			last = time.Now()
 		}
+	})
+	switch {
+	case w.hard.Err() != nil:
+		p.nak = true // the worker stops: another one runs what is left
+	case w.isCancelled(key):
+		// The caller gave up on this call: what ran is sent, the rest dropped.
+	case xerr != nil:
+		// The function could not be run at all (a corrupt encoding, a file
+		// that cannot be fetched): every item left fails with the reason.
+		msg, trace := errorParts(xerr)
+		for i, it := range t.Items {
+			if !ran[i] {
+				out = append(out, resultItem{Index: it.Index, Failed: true, Msg: msg, Trace: trace, Lines: took(i)})
+			}
+		}
 	}
-	flush()
+	flush(took(-1))
 	return p
 }
 
