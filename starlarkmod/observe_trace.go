@@ -2,8 +2,10 @@ package starlarkmod
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,7 +29,18 @@ func (o *Observer) WriteTrace(w io.Writer) error {
 	runs := append([]*runObs(nil), o.runs...)
 	o.mu.Unlock()
 	tw := &traceWriter{w: w, first: true, b: make([]byte, 0, traceBuf+4096)}
-	tw.b = append(tw.b, `{"displayTimeUnit":"ms","traceEvents":[`...)
+	if o.stream.Load() {
+		// The header is written; events go through the stream's writer.
+		o.smu.Lock()
+		same := isComparable(w) && isComparable(o.sw) && w == o.sw
+		o.smu.Unlock()
+		if !same {
+			return errors.New("semisync: WriteTrace: the trace streams to another writer (StreamTrace)")
+		}
+		tw.w, tw.first = streamOut{o}, false
+	} else {
+		tw.b = append(tw.b, traceHeader...)
+	}
 	dropped := 0
 	for _, ro := range runs {
 		dropped += ro.writeTrace(tw, o.now())
@@ -40,6 +53,10 @@ func (o *Observer) WriteTrace(w io.Writer) error {
 	tw.flush()
 	return tw.err
 }
+
+const traceHeader = `{"displayTimeUnit":"ms","traceEvents":[`
+
+func isComparable(w io.Writer) bool { return w != nil && reflect.TypeOf(w).Comparable() }
 
 // traceBuf is how much of the trace is formatted before it is written:
 // few, large writes.
@@ -55,6 +72,9 @@ type traceWriter struct {
 }
 
 func (tw *traceWriter) flush() {
+	if tw.w == nil {
+		return // formatting into b (a streamed trace)
+	}
 	if tw.err == nil && len(tw.b) > 0 {
 		_, tw.err = tw.w.Write(tw.b)
 	}
@@ -224,7 +244,37 @@ func (s slice) clamp(ts int64) int64 { return min(max(ts, s.start), s.end) }
 // writeTrace writes the run's events and returns how many slices it
 // dropped. Events are not sorted: the format does not need it.
 func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
+	// With StreamTrace, the closed chunks are formatted already, but for
+	// the slices deferred to now (settled before the snapshot, so that
+	// it holds every chunk formatted).
+	var done [obsShards]int
+	var deferred []spanRec
+	if ro.stream != nil {
+		done, deferred = ro.stream.settled()
+	}
 	spans, dropped := ro.snapshot()
+	todo := func(yield func(spanRec) bool) {
+		for _, sh := range spans {
+			skip := done[sh.shard]
+			for _, c := range sh.spans {
+				if skip >= len(c) {
+					skip -= len(c)
+					continue
+				}
+				c, skip = c[skip:], 0
+				for i := range c {
+					if !yield(sh.rec(&c[i])) {
+						return
+					}
+				}
+			}
+		}
+		for _, r := range deferred {
+			if !yield(r) {
+				return
+			}
+		}
+	}
 	pid := ro.pid
 	ro.gmu.Lock()
 	graphs := append([]*graphRec(nil), ro.graphs...)
@@ -385,15 +435,11 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		}
 	}
 	// Names, definitions and parents' paths repeat: work each out once.
-	type fnInfo struct{ name, def string }
 	fns := map[starlark.Value]fnInfo{}
 	fnOf := func(v starlark.Value) fnInfo {
 		fi, ok := fns[v]
 		if !ok {
-			fi = fnInfo{valueName(v), ""}
-			if d := defPos(v); d != "" {
-				fi.def = string(appendJSON(nil, d))
-			}
+			fi = newFnInfo(v)
 			fns[v] = fi
 		}
 		return fi
@@ -407,9 +453,9 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		}
 		return p
 	}
-	pidTid := `,"pid":` + strconv.Itoa(pid) + `,"tid":`
+	pidTid := pidTidJSON(pid)
 	args := make([]traceArg, 0, 5)
-	for s := range spans.all {
+	for s := range todo {
 		name, cat := "", spanCats[s.kind]
 		args = args[:0]
 		var src slice
