@@ -83,6 +83,7 @@ type traceStream struct {
 	pos     map[syntax.Position]int32
 	fns     map[starlark.Value]fnInfo
 	paths   map[*taskID]string
+	tids    map[int32]bool // of the slices formatted
 }
 
 // streamBegin is a semisync.begin running or done: its batch is known
@@ -165,15 +166,15 @@ func (ro *runObs) kick() {
 	ts.mu.Unlock()
 }
 
-// settled waits for the formatter and returns what it did: the chunks
-// of each shard formatted (and written) and the slices left to format.
-func (ts *traceStream) settled() (done [obsShards]int, deferred []spanRec) {
+// settle waits for the formatter and returns with ts.mu held, so that
+// no formatter starts until it is unlocked, and the tables indexing
+// every begin started.
+func (ts *traceStream) settle() {
 	ts.mu.Lock()
-	defer ts.mu.Unlock()
 	for ts.running {
 		ts.idle.Wait()
 	}
-	return ts.done, ts.deferred
+	ts.index(ts.begins)
 }
 
 // streamEvery is how many slices a shard records between kicks of the
@@ -241,6 +242,7 @@ func (ts *traceStream) index(begins []*streamBegin) {
 		ts.pos = map[syntax.Position]int32{}
 		ts.fns = map[starlark.Value]fnInfo{}
 		ts.paths = map[*taskID]string{}
+		ts.tids = map[int32]bool{}
 	}
 	for _, b := range begins[ts.indexed:] {
 		ts.begins2 = append(ts.begins2, b)
@@ -295,6 +297,7 @@ func (ro *runObs) formatChunk(sh shardSnap, c []span) []spanRec {
 	pid := ro.pid
 	pidTid := pidTidJSON(pid)
 	args := make([]traceArg, 0, 4)
+	lastTid := int32(-1)
 	for i := range c {
 		s := &c[i]
 		var b *streamBegin
@@ -307,6 +310,9 @@ func (ro *runObs) formatChunk(sh shardSnap, c []span) []spanRec {
 		if !ok {
 			deferred = append(deferred, r)
 			continue
+		}
+		if r.tid != lastTid {
+			ts.tids[r.tid], lastTid = true, r.tid
 		}
 		fi, have := ts.fns[r.fn]
 		if !have {

@@ -244,13 +244,17 @@ func (s slice) clamp(ts int64) int64 { return min(max(ts, s.start), s.end) }
 // writeTrace writes the run's events and returns how many slices it
 // dropped. Events are not sorted: the format does not need it.
 func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
-	// With StreamTrace, the closed chunks are formatted already, but for
-	// the slices deferred to now (settled before the snapshot, so that
-	// it holds every chunk formatted).
+	// With StreamTrace, the slices recorded are formatted already, but
+	// for those deferred to now (settled before the snapshot, so that it
+	// holds every slice formatted). The stream stays locked meanwhile:
+	// its tables give the calls of the begins.
+	ts := ro.stream
 	var done [obsShards]int
 	var deferred []spanRec
-	if ro.stream != nil {
-		done, deferred = ro.stream.settled()
+	if ts != nil {
+		ts.settle()
+		defer ts.mu.Unlock()
+		done, deferred = ts.done, ts.deferred
 	}
 	spans, dropped := ro.snapshot()
 	todo := func(yield func(spanRec) bool) {
@@ -308,7 +312,12 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 
 	end := now
 	tids := map[int32]bool{mainTid: true}
-	for s := range spans.all {
+	if ts != nil {
+		for t := range ts.tids {
+			tids[t] = true
+		}
+	}
+	for s := range todo {
 		tids[s.tid] = true
 	}
 	tw.event("M", "process_name", "", pid, 0, 0, 0, "", strArg("name", fmt.Sprintf("semisync run %d", pid)))
@@ -347,6 +356,9 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		s := slice{tid: g.tid, start: g.start, end: g.end}
 		tw.event("X", "semisync.begin", "begin", pid, g.tid, g.start, g.end-g.start, "",
 			strArg("at", g.where), intArg("calls", len(g.batch)))
+		if ts != nil {
+			continue // the stream's tables have the calls
+		}
 		// One pass over the calls (each a separate object, so a cache
 		// miss), keeping what the rest needs; the calls of a batch mostly
 		// share a parent.
@@ -402,6 +414,13 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		}
 	}
 	callOf := func(parent *taskID, n int32) *callInfo {
+		if ts != nil {
+			b, where, ok := ts.call(parent, n)
+			if !ok || b.end.Load() == 0 {
+				return nil // a begin still running has no graph yet
+			}
+			return &callInfo{slice{tid: b.tid, start: b.start, end: b.end.Load()}, where}
+		}
 		if ct := calls[parent]; ct != nil && n >= ct.min && int(n-ct.min) < len(ct.infos) {
 			return ct.infos[n-ct.min]
 		}
@@ -412,7 +431,7 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 	jobOf := map[*taskID]slice{}
 	jobWhere := map[*taskID]string{}
 	byKey := map[callKey]slice{}
-	for s := range spans.all {
+	for s := range todo { // streamed slices are none of these
 		switch s.kind {
 		case spanJob:
 			jobOf[s.extra.id] = slice{tid: s.tid, start: s.start, end: s.end}
