@@ -29,11 +29,13 @@ import (
 // Cost: with no Observer, each hook is one nil check. With one, a task
 // costs two monotonic clock reads and an append of a pointer-free record
 // under its worker's own lock (about 80-90 ns, BenchmarkObserveTask), and
-// writing the trace about 200 ns per slice (three events). On the 100k
-// trivial-call benchmark (BenchmarkSemisyncTrivialObserved, cpu-ns/op,
-// -cpu 1) a traced run costs 1.4-2.0 us per call against 1.05-1.25 us
-// untraced: 25-60% more, not the 10% targeted; that is met for tasks of
-// 20 us or more.
+// the trace about 200 ns per slice (three events) to format. With
+// [Observer.StreamTrace] (what --trace uses), that formatting happens
+// while the run goes, on a goroutine of its own, so on a machine with an
+// idle core it is off the run's critical path: on the 100k trivial-call
+// benchmark (BenchmarkSemisyncTrivialObserved, ns/op, 2 shared cores
+// under load) a traced run took 1.21-1.43 us per call against 1.23-1.31
+// us untraced (0.98-1.09x), where formatting after the run took 1.38x.
 //
 // Size: a job records a slice for each of its first 1024 items, then 512
 // per doubling of the index (items 1024-2047: every 2nd; 2048-4095: every
