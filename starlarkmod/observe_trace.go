@@ -24,6 +24,10 @@ import (
 // args give its structural identity ("task": "main/3/1"), the line that
 // started it ("at") where known, where its function is defined ("def") and
 // its error. Job items are sampled past 1024 (see [Observer]).
+//
+// After [Observer.StreamTrace](w), call it once, after the runs, with the
+// same w: it waits for the formatting goroutines and writes what is left
+// and the trace's end (another writer is an error).
 func (o *Observer) WriteTrace(w io.Writer) error {
 	o.mu.Lock()
 	runs := append([]*runObs(nil), o.runs...)
