@@ -1,6 +1,7 @@
 package starlarkmod
 
 import (
+	"io"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -28,11 +29,13 @@ import (
 // Cost: with no Observer, each hook is one nil check. With one, a task
 // costs two monotonic clock reads and an append of a pointer-free record
 // under its worker's own lock (about 80-90 ns, BenchmarkObserveTask), and
-// writing the trace about 200 ns per slice (three events). On the 100k
-// trivial-call benchmark (BenchmarkSemisyncTrivialObserved, cpu-ns/op,
-// -cpu 1) a traced run costs 1.4-2.0 us per call against 1.05-1.25 us
-// untraced: 25-60% more, not the 10% targeted; that is met for tasks of
-// 20 us or more.
+// the trace about 200 ns per slice (three events) to format. With
+// [Observer.StreamTrace] (what --trace uses), that formatting happens
+// while the run goes, on a goroutine of its own, so on a machine with an
+// idle core it is off the run's critical path: on the 100k trivial-call
+// benchmark (BenchmarkSemisyncTrivialObserved, ns/op, 2 shared cores
+// under load) a traced run took 1.21-1.43 us per call against 1.23-1.31
+// us untraced (0.98-1.09x), where formatting after the run took 1.38x.
 //
 // Size: a job records a slice for each of its first 1024 items, then 512
 // per doubling of the index (items 1024-2047: every 2nd; 2048-4095: every
@@ -41,9 +44,14 @@ import (
 // most 500,000 slices (MaxTraceSlices); later ones are counted, not kept,
 // and the trace says how many were dropped.
 type Observer struct {
-	epoch time.Time
-	mu    sync.Mutex
-	runs  []*runObs
+	epoch  time.Time
+	stream atomic.Bool // StreamTrace was called
+	smu    sync.Mutex  // guards the stream's writer:
+	sw     io.Writer
+	sfirst bool  // no event written to sw yet
+	serr   error // sw's first error
+	mu     sync.Mutex
+	runs   []*runObs
 }
 
 // MaxTraceSlices is the most task slices an [Observer] keeps per run.
@@ -148,6 +156,7 @@ type runObs struct {
 	taken atomic.Int64 // slice quota handed to shards, a chunk at a time
 
 	shards [obsShards]obsShard
+	stream *traceStream // if the trace is formatted as the run goes
 
 	gmu     sync.Mutex
 	graphs  []*graphRec
@@ -175,6 +184,10 @@ func (o *Observer) newRunObs() *runObs {
 		return ro
 	}
 	ro.start = o.now()
+	if o.stream.Load() {
+		ro.stream = &traceStream{}
+		ro.stream.idle.L = &ro.stream.mu
+	}
 	o.mu.Lock()
 	ro.pid = len(o.runs) + 1
 	o.runs = append(o.runs, ro)
@@ -249,6 +262,7 @@ func (ro *runObs) add(w *engine.Worker, kind spanKind, start, end int64, parent 
 		x.err = firstLine(err.Error())
 	}
 	sh := &ro.shards[tid%obsShards]
+	kick := false // more slices for the stream to format
 	sh.mu.Lock()
 	if keep {
 		if sh.quota == 0 {
@@ -311,9 +325,13 @@ func (ro *runObs) add(w *engine.Worker, kind spanKind, start, end int64, parent 
 		}
 		last := &sh.spans[len(sh.spans)-1]
 		*last = append(*last, s)
+		kick = ro.stream != nil && len(*last)%streamEvery == 0
 		sh.quota--
 	}
 	sh.mu.Unlock()
+	if kick {
+		ro.kick()
+	}
 }
 
 // refill gives sh up to a chunk of the run's slice quota (MaxTraceSlices).
@@ -344,6 +362,7 @@ func (ro *runObs) main(w *engine.Worker) {
 type spanList []shardSnap
 
 type shardSnap struct {
+	shard  int // its index in the run's shards
 	spans  [][]span
 	fns    []starlark.Value
 	pars   []*taskID
@@ -355,23 +374,27 @@ func (l spanList) all(yield func(spanRec) bool) {
 	for _, sh := range l {
 		for _, c := range sh.spans {
 			for i := range c {
-				s := &c[i]
-				r := spanRec{kind: s.kind, failed: s.failed, tid: s.tid, n: s.n, sub: s.sub, start: s.start, end: s.end}
-				if s.fn >= 0 {
-					r.fn = sh.fns[s.fn]
-				}
-				if s.parent >= 0 {
-					r.parent = sh.pars[s.parent]
-				}
-				if s.extra > 0 {
-					r.extra = &sh.extras[s.extra-1]
-				}
-				if !yield(r) {
+				if !yield(sh.rec(&c[i])) {
 					return
 				}
 			}
 		}
 	}
+}
+
+// rec resolves the fields of s, one of the shard's slices.
+func (sh *shardSnap) rec(s *span) spanRec {
+	r := spanRec{kind: s.kind, failed: s.failed, tid: s.tid, n: s.n, sub: s.sub, start: s.start, end: s.end}
+	if s.fn >= 0 {
+		r.fn = sh.fns[s.fn]
+	}
+	if s.parent >= 0 {
+		r.parent = sh.pars[s.parent]
+	}
+	if s.extra > 0 {
+		r.extra = &sh.extras[s.extra-1]
+	}
+	return r
 }
 
 // snapshot returns the run's slices and how many were dropped.
@@ -382,6 +405,7 @@ func (ro *runObs) snapshot() (spans spanList, dropped int) {
 		if len(sh.spans) > 0 {
 			// Chunks' lengths as of now; the last chunk's header is copied.
 			spans = append(spans, shardSnap{
+				shard:  i,
 				spans:  append([][]span(nil), sh.spans...),
 				fns:    sh.fns[:len(sh.fns):len(sh.fns)],
 				pars:   sh.pars[:len(sh.pars):len(sh.pars)],

@@ -50,6 +50,9 @@ semisync.begin()
 	})
 	b.Run("trace", func(b *testing.B) {
 		obs := starlarkmod.NewObserver()
+		if err := obs.StreamTrace(io.Discard); err != nil { // as --trace does
+			b.Fatal(err)
+		}
 		cpu(b, starlarkmod.Options{Observer: obs}, func() {
 			if err := obs.WriteTrace(io.Discard); err != nil {
 				b.Fatal(err)

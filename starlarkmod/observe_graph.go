@@ -71,6 +71,7 @@ func (ro *runObs) graph(t0 int64, th *starlark.Thread, r *beginRun, err error) {
 	if w != nil {
 		g.tid = int32(w.ID)
 	}
+	ro.beginEnded(r, g.end)
 	var ge *engine.GraphError
 	if errors.As(err, &ge) {
 		g.marks = map[int]string{}

@@ -2,8 +2,10 @@ package starlarkmod
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,12 +24,27 @@ import (
 // args give its structural identity ("task": "main/3/1"), the line that
 // started it ("at") where known, where its function is defined ("def") and
 // its error. Job items are sampled past 1024 (see [Observer]).
+//
+// After [Observer.StreamTrace](w), call it once, after the runs, with the
+// same w: it waits for the formatting goroutines and writes what is left
+// and the trace's end (another writer is an error).
 func (o *Observer) WriteTrace(w io.Writer) error {
 	o.mu.Lock()
 	runs := append([]*runObs(nil), o.runs...)
 	o.mu.Unlock()
 	tw := &traceWriter{w: w, first: true, b: make([]byte, 0, traceBuf+4096)}
-	tw.b = append(tw.b, `{"displayTimeUnit":"ms","traceEvents":[`...)
+	if o.stream.Load() {
+		// The header is written; events go through the stream's writer.
+		o.smu.Lock()
+		same := isComparable(w) && isComparable(o.sw) && w == o.sw
+		o.smu.Unlock()
+		if !same {
+			return errors.New("semisync: WriteTrace: the trace streams to another writer (StreamTrace)")
+		}
+		tw.w, tw.first = streamOut{o}, false
+	} else {
+		tw.b = append(tw.b, traceHeader...)
+	}
 	dropped := 0
 	for _, ro := range runs {
 		dropped += ro.writeTrace(tw, o.now())
@@ -40,6 +57,10 @@ func (o *Observer) WriteTrace(w io.Writer) error {
 	tw.flush()
 	return tw.err
 }
+
+const traceHeader = `{"displayTimeUnit":"ms","traceEvents":[`
+
+func isComparable(w io.Writer) bool { return w != nil && reflect.TypeOf(w).Comparable() }
 
 // traceBuf is how much of the trace is formatted before it is written:
 // few, large writes.
@@ -55,6 +76,9 @@ type traceWriter struct {
 }
 
 func (tw *traceWriter) flush() {
+	if tw.w == nil {
+		return // formatting into b (a streamed trace)
+	}
 	if tw.err == nil && len(tw.b) > 0 {
 		_, tw.err = tw.w.Write(tw.b)
 	}
@@ -224,7 +248,41 @@ func (s slice) clamp(ts int64) int64 { return min(max(ts, s.start), s.end) }
 // writeTrace writes the run's events and returns how many slices it
 // dropped. Events are not sorted: the format does not need it.
 func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
+	// With StreamTrace, the slices recorded are formatted already, but
+	// for those deferred to now (settled before the snapshot, so that it
+	// holds every slice formatted). The stream stays locked meanwhile:
+	// its tables give the calls of the begins.
+	ts := ro.stream
+	var done [obsShards]int
+	var deferred []spanRec
+	if ts != nil {
+		ts.settle()
+		defer ts.mu.Unlock()
+		done, deferred = ts.done, ts.deferred
+	}
 	spans, dropped := ro.snapshot()
+	todo := func(yield func(spanRec) bool) {
+		for _, sh := range spans {
+			skip := done[sh.shard]
+			for _, c := range sh.spans {
+				if skip >= len(c) {
+					skip -= len(c)
+					continue
+				}
+				c, skip = c[skip:], 0
+				for i := range c {
+					if !yield(sh.rec(&c[i])) {
+						return
+					}
+				}
+			}
+		}
+		for _, r := range deferred {
+			if !yield(r) {
+				return
+			}
+		}
+	}
 	pid := ro.pid
 	ro.gmu.Lock()
 	graphs := append([]*graphRec(nil), ro.graphs...)
@@ -258,7 +316,12 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 
 	end := now
 	tids := map[int32]bool{mainTid: true}
-	for s := range spans.all {
+	if ts != nil {
+		for t := range ts.tids {
+			tids[t] = true
+		}
+	}
+	for s := range todo {
 		tids[s.tid] = true
 	}
 	tw.event("M", "process_name", "", pid, 0, 0, 0, "", strArg("name", fmt.Sprintf("semisync run %d", pid)))
@@ -297,6 +360,9 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		s := slice{tid: g.tid, start: g.start, end: g.end}
 		tw.event("X", "semisync.begin", "begin", pid, g.tid, g.start, g.end-g.start, "",
 			strArg("at", g.where), intArg("calls", len(g.batch)))
+		if ts != nil {
+			continue // the stream's tables have the calls
+		}
 		// One pass over the calls (each a separate object, so a cache
 		// miss), keeping what the rest needs; the calls of a batch mostly
 		// share a parent.
@@ -352,6 +418,13 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		}
 	}
 	callOf := func(parent *taskID, n int32) *callInfo {
+		if ts != nil {
+			b, where, ok := ts.call(parent, n)
+			if !ok || b.end.Load() == 0 {
+				return nil // a begin still running has no graph yet
+			}
+			return &callInfo{slice{tid: b.tid, start: b.start, end: b.end.Load()}, where}
+		}
 		if ct := calls[parent]; ct != nil && n >= ct.min && int(n-ct.min) < len(ct.infos) {
 			return ct.infos[n-ct.min]
 		}
@@ -362,7 +435,7 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 	jobOf := map[*taskID]slice{}
 	jobWhere := map[*taskID]string{}
 	byKey := map[callKey]slice{}
-	for s := range spans.all {
+	for s := range todo { // streamed slices are none of these
 		switch s.kind {
 		case spanJob:
 			jobOf[s.extra.id] = slice{tid: s.tid, start: s.start, end: s.end}
@@ -385,15 +458,11 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		}
 	}
 	// Names, definitions and parents' paths repeat: work each out once.
-	type fnInfo struct{ name, def string }
 	fns := map[starlark.Value]fnInfo{}
 	fnOf := func(v starlark.Value) fnInfo {
 		fi, ok := fns[v]
 		if !ok {
-			fi = fnInfo{valueName(v), ""}
-			if d := defPos(v); d != "" {
-				fi.def = string(appendJSON(nil, d))
-			}
+			fi = newFnInfo(v)
 			fns[v] = fi
 		}
 		return fi
@@ -407,9 +476,9 @@ func (ro *runObs) writeTrace(tw *traceWriter, now int64) int {
 		}
 		return p
 	}
-	pidTid := `,"pid":` + strconv.Itoa(pid) + `,"tid":`
+	pidTid := pidTidJSON(pid)
 	args := make([]traceArg, 0, 5)
-	for s := range spans.all {
+	for s := range todo {
 		name, cat := "", spanCats[s.kind]
 		args = args[:0]
 		var src slice

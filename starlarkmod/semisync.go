@@ -591,6 +591,7 @@ func (r *beginRun) run(ctx context.Context, th *starlark.Thread) error {
 	}
 	rec := r.rn.record("semisync", r.describe())
 	t0 := r.rn.obs.begin()
+	r.rn.obs.beginStarted(t0, th, r) // observe_stream.go
 	err := r.runGraph(ctx, th)
 	r.rn.obs.graph(t0, th, r, err)
 	rec.finish(err)

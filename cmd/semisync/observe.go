@@ -16,6 +16,7 @@ type observeFlags struct {
 	trace, graph string
 	summary      bool
 	obs          *starlarkmod.Observer
+	traceFile    *os.File // open from before the run: the trace streams to it
 }
 
 // registerObserveFlags adds the flags to fs and the hooks that make the
@@ -48,6 +49,20 @@ func (f *observeFlags) observer() (*starlarkmod.Observer, error) {
 	if f.trace != "" || f.graph != "" || f.summary {
 		f.obs = starlarkmod.NewObserver()
 	}
+	if f.trace != "" {
+		// The trace is formatted and written as the run goes, on a core
+		// the run leaves idle (starlarkmod.Observer.StreamTrace).
+		file, err := os.Create(f.trace)
+		if err == nil {
+			if err = f.obs.StreamTrace(file); err != nil {
+				file.Close()
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--trace: %w", err)
+		}
+		f.traceFile = file
+	}
 	return f.obs, nil
 }
 
@@ -71,8 +86,14 @@ func (f *observeFlags) write(stderr io.Writer) error {
 	if f.summary {
 		errs = append(errs, f.obs.WriteSummary(stderr))
 	}
-	if f.trace != "" {
-		errs = append(errs, writeFile(f.trace, "--trace", f.obs.WriteTrace))
+	if f.traceFile != nil {
+		err := f.obs.WriteTrace(f.traceFile)
+		if cerr := f.traceFile.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("semisync: --trace: %w", err))
+		}
 	}
 	if f.graph != "" {
 		format, _ := graphFormat(f.graph)

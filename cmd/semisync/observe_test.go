@@ -362,3 +362,15 @@ func (b *syncBuf) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestTraceFileFirst: --trace opens its file before the run (the trace
+// streams to it as the run goes), so a file that cannot be created stops
+// the command before the script runs.
+func TestTraceFileFirst(t *testing.T) {
+	src := script(t, "print('ran')\n")
+	bad := filepath.Join(t.TempDir(), "no", "such", "dir", "trace.json")
+	var stdout, stderr bytes.Buffer
+	assert.Equal(t, 2, doMain([]string{"--trace", bad, src}, nil, &stdout, &stderr))
+	assert.Contains(t, stderr.String(), "semisync: --trace: open "+bad)
+	assert.Empty(t, stdout.String(), "the script did not run")
+}
