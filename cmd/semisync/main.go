@@ -19,7 +19,8 @@
 // see the run and its error). A subcommand of its own is one line in
 // subcommands; it parses its own flags from the arguments after its name.
 // Before-hooks run for scripts, the REPL and subcommands alike (the REPL
-// and subcommands use config.opts too); after-hooks only for scripts.
+// and subcommands use config.opts too); after-hooks for scripts and the
+// REPL (with a nil run), not for subcommands.
 package main
 
 import (
