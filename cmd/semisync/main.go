@@ -307,13 +307,16 @@ func runScript(c *config, filename string, src []byte, argv []string) int {
 	} else {
 		_, err = r.Exec(filename, src)
 	}
+	// Close first: it waits for every task, including those a Ctrl-C or a
+	// timeout cancelled that are still unwinding, so that the after-hooks
+	// (the trace, the cache's store) see the whole run.
+	if cerr := in.Close(); err == nil {
+		err = cerr
+	}
 	for _, h := range c.hooks {
 		if h.after != nil {
 			err = h.after(c, r, err)
 		}
-	}
-	if cerr := in.Close(); err == nil {
-		err = cerr
 	}
 	if err == nil {
 		return 0

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -373,4 +375,62 @@ func TestTraceFileFirst(t *testing.T) {
 	assert.Equal(t, 2, doMain([]string{"--trace", bad, src}, nil, &stdout, &stderr))
 	assert.Contains(t, stderr.String(), "semisync: --trace: open "+bad)
 	assert.Empty(t, stdout.String(), "the script did not run")
+}
+
+// TestTraceAfterCtrlC: the trace of a run stopped with Ctrl-C holds the
+// tasks that were running when it came: the trace is written after every
+// cancelled task has unwound, not while they still run.
+func TestTraceAfterCtrlC(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := semisyncBinary(t)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "spin.star")
+	require.NoError(t, os.WriteFile(script, []byte(`
+def spin(i):
+    print("running", i)
+    n = 0
+    while True:
+        n += 1
+fs = [future(spin)(i) for i in range(2)]
+`), 0o644))
+	traceFile := filepath.Join(dir, "t.json")
+	cmd := exec.Command(bin, "--trace", traceFile, script)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr syncBuf
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		cmd.Process.Kill() //nolint:errcheck // exited, normally
+		cmd.Wait()         //nolint:errcheck // waited for, normally
+	})
+	lines := bufio.NewScanner(stdout)
+	for started := 0; started < 2; started++ {
+		require.True(t, lines.Scan(), "the futures never started; stderr:\n%s", stderr.String())
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	for lines.Scan() {
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, stderr.String())
+	require.Equal(t, 130, exit.ExitCode(), stderr.String())
+
+	data, err := os.ReadFile(traceFile)
+	require.NoError(t, err)
+	var file struct {
+		TraceEvents []struct {
+			Ph, Name string
+		} `json:"traceEvents"`
+	}
+	require.NoError(t, json.Unmarshal(data, &file), string(data))
+	spins := 0
+	for _, e := range file.TraceEvents {
+		if e.Ph == "X" && e.Name == "spin" {
+			spins++
+		}
+	}
+	assert.Equal(t, 2, spins, "the cancelled tasks' slices:\n%s", data)
 }
