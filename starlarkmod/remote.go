@@ -17,6 +17,7 @@ import (
 	"go.starlark.net/syntax"
 
 	"github.com/semisync/semisync/engine"
+	"github.com/semisync/semisync/starlarkmod/internal/compile"
 	"github.com/semisync/semisync/starlarkmod/internal/portable"
 )
 
@@ -138,6 +139,7 @@ func (r *Run) initRemote() {
 			}
 			return nil, fmt.Errorf("no module %q", module)
 		},
+		Compiled: r.in.comp.AddFile,
 	}
 }
 
@@ -294,7 +296,8 @@ func (in *Interpreter) workerEnv(files func(hash string) ([]byte, error)) *porta
 			}
 			return nil, fmt.Errorf("no module %q", module)
 		},
-		Files: files,
+		Files:    files,
+		Compiled: in.comp.AddFile, // decoded task functions run compiled too
 	}
 }
 
@@ -723,7 +726,9 @@ func (in *Interpreter) ExecRemoteBatchLines(ctx context.Context, b *RemoteBatch,
 				if timeout {
 					ts.bind(th, ctx)
 				}
-				v, err := starlark.Call(th, callable, args, kwargs)
+				callee := in.comp.CallableOn(th, callable) // compiled, as a local task
+				v, err := starlark.Call(th, callee, args, kwargs)
+				compile.Release(callee)
 				if err != nil {
 					return nil, remoteFailure(err)
 				}

@@ -113,10 +113,10 @@ def is_prime(n):
 def count_primes(start, width):
     return len([n for n in range(start, start + width) if is_prime(n)])
 
-job(count_primes, range(0, 200000, 2500), args = [2500], processes = 4, progress = False).run()
+job(count_primes, range(0, 1000000, 12500), args = [12500], processes = 4, progress = False).run()
 `
 
-// BenchmarkClusterCPU: the CPU-bound job (is_prime over range(200000),
+// BenchmarkClusterCPU: the CPU-bound job (is_prime over range(1000000),
 // 80 items) on one worker process, then on two (one task at a time
 // each): the speedup of two processes over one, on this machine's cores.
 func BenchmarkClusterCPU(b *testing.B) {

@@ -406,7 +406,7 @@ func TestClusterWorkerSIGTERM(t *testing.T) {
 	script := filepath.Join(dir, "nap.star")
 	require.NoError(t, os.WriteFile(script, []byte(`
 def nap(x):
-    sleep(1)
+    sleep(2)
     print("napped", x)
     return x
 
@@ -417,6 +417,10 @@ print(job(nap, range(8), processes = 8, progress = False).run())
 		info := c.consumer()
 		return info != nil && info.NumAckPending >= 2
 	}, time.Minute, 5*time.Millisecond, "w1 took no task")
+	// w1 has fetched tasks; let it start them (a fetched task starts at
+	// once, and each naps 2 s), so that the signal finds items running,
+	// not only fetched ones, which it would hand back.
+	time.Sleep(500 * time.Millisecond)
 	require.NoError(t, w1.Process.Signal(syscall.SIGTERM))
 	assert.Equal(t, 0, exitCode(t, w1, 30*time.Second))
 	c.mu.Lock()

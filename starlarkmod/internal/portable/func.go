@@ -362,6 +362,9 @@ func (d *decoder) build(decl *funcDecl, defaults []binding, names []string, unbo
 	// decoded function encodes as the original did (a worker's cache key,
 	// a task it sends on).
 	registerDecoded(prog, synth, text, fe.flags, d.names())
+	if d.env != nil && d.env.Compiled != nil {
+		d.env.Compiled(prog, synth)
+	}
 	g, err := prog.Init(d.thread(), env)
 	if err != nil {
 		return nil, fmt.Errorf("portable: making %s: %v", name, err)

@@ -110,6 +110,10 @@ type Env struct {
 	Files func(hash string) ([]byte, error)
 	// Thread calls Portable constructors; nil means a bare thread.
 	Thread *starlark.Thread
+	// Compiled, if set, is told of each program decoding compiles (a
+	// function's synthetic file, resolved), so that a compiler of task
+	// functions can compile the decoded functions too.
+	Compiled func(prog *starlark.Program, f *syntax.File)
 }
 
 // EncodeFunc returns the canonical, deterministic encoding of fn (a
