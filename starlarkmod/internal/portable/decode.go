@@ -148,6 +148,15 @@ func scalar(v starlark.Value) bool {
 
 // resolveFixups fills in the entries left by fixups; call it before
 // freeze, once the whole encoding is decoded.
+// finish checks that the data ends here and resolves the references to
+// values built after the environments that hold them.
+func (d *decoder) finish() error {
+	if err := d.end(); err != nil {
+		return err
+	}
+	return d.resolveFixups()
+}
+
 func (d *decoder) resolveFixups() error {
 	for _, f := range d.fixups {
 		v := d.objs[f.id]

@@ -191,18 +191,8 @@ func DecodeFunc(data []byte, files func(hash string) ([]byte, error), predeclare
 
 // DecodeFuncEnv is DecodeFunc with a full environment.
 func DecodeFuncEnv(data []byte, env *Env) (starlark.Callable, error) {
-	d, err := newDecoder(data, kindFunc, env)
+	d, v, err := decodeOne(data, kindFunc, env)
 	if err != nil {
-		return nil, err
-	}
-	v, err := d.value()
-	if err != nil {
-		return nil, err
-	}
-	if err := d.end(); err != nil {
-		return nil, err
-	}
-	if err := d.resolveFixups(); err != nil {
 		return nil, err
 	}
 	c, ok := v.(starlark.Callable)
@@ -252,10 +242,7 @@ func DecodeArgsEnv(data []byte, env *Env) (starlark.Tuple, []starlark.Tuple, err
 		}
 		kwargs = append(kwargs, starlark.Tuple{starlark.String(name), v})
 	}
-	if err := d.end(); err != nil {
-		return nil, nil, err
-	}
-	if err := d.resolveFixups(); err != nil {
+	if err := d.finish(); err != nil {
 		return nil, nil, err
 	}
 	d.freeze(args)
@@ -271,20 +258,27 @@ func DecodeValue(data []byte) (starlark.Value, error) { return DecodeValueEnv(da
 // DecodeValueEnv is DecodeValue with an environment for the functions and
 // builtins in the value.
 func DecodeValueEnv(data []byte, env *Env) (starlark.Value, error) {
-	d, err := newDecoder(data, kindValue, env)
+	d, v, err := decodeOne(data, kindValue, env)
 	if err != nil {
-		return nil, err
-	}
-	v, err := d.value()
-	if err != nil {
-		return nil, err
-	}
-	if err := d.end(); err != nil {
-		return nil, err
-	}
-	if err := d.resolveFixups(); err != nil {
 		return nil, err
 	}
 	d.freeze(v)
 	return v, nil
+}
+
+// decodeOne decodes data, one value of kind, to its end, with the
+// references to values built later resolved; freezing is the caller's.
+func decodeOne(data []byte, kind byte, env *Env) (*decoder, starlark.Value, error) {
+	d, err := newDecoder(data, kind, env)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := d.value()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := d.finish(); err != nil {
+		return nil, nil, err
+	}
+	return d, v, nil
 }
