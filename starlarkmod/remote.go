@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -469,6 +471,39 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 	exhausted := false
 	failed := -1 // the first failing item in input order, once known
 	var failErr error
+	// Suppressed failures are reported in item order, as locally (the
+	// engine's ordered Mapper emits in order), whatever order the results
+	// come back in: a report waits for the items before it.
+	reports := map[int]string{}
+	finished := map[int]bool{} // done, past nextReport
+	nextReport := 0
+	complete := func(i int, report string) {
+		if !j.ordered {
+			if report != "" {
+				r.in.report(report)
+			}
+			return
+		}
+		if report != "" {
+			reports[i] = report
+		}
+		finished[i] = true
+		for finished[nextReport] {
+			delete(finished, nextReport)
+			if rep, ok := reports[nextReport]; ok {
+				r.in.report(rep)
+				delete(reports, nextReport)
+			}
+			nextReport++
+		}
+	}
+	defer func() {
+		// Reports still waiting for an item that did not finish
+		// (cancelled, or the job failed), in order.
+		for _, i := range slices.Sorted(maps.Keys(reports)) {
+			r.in.report(reports[i])
+		}
+	}()
 	args := make(starlark.Tuple, 1+len(j.args))
 	copy(args[1:], j.args)
 
@@ -578,14 +613,17 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 					failed, failErr = ev.i, &TaskError{Op: r.op, Task: r.itemDesc(ev.i, item), Err: err}
 				}
 				done++
+				complete(ev.i, "")
 				if r.settled(failed, items) {
 					break // the rest is cancelled (see the deferred drain)
 				}
 				continue
 			}
-			r.in.report(fmt.Sprintf("%s: %s failed (suppressed; its result is None):\n%s",
+			complete(ev.i, fmt.Sprintf("%s: %s failed (suppressed; its result is None):\n%s",
 				r.op, r.itemDesc(ev.i, item), indent(errText(err))))
 			v = starlark.None
+		} else {
+			complete(ev.i, "")
 		}
 		done++
 		bar.add()

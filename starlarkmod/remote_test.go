@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.starlark.net/starlark"
 
 	"github.com/semisync/semisync/starlarkmod"
 	"github.com/semisync/semisync/starlarkmod/internal/portable"
@@ -624,5 +627,51 @@ job(work, range(300), progress = False).run()
 			continue
 		}
 		assert.Equal(t, f[1], who, "line %q attributed to item %s", line, who)
+	}
+}
+
+// reversedRemote answers a batch's items last first: odd items fail, the
+// others return their argument.
+type reversedRemote struct{}
+
+func (reversedRemote) Run(_ context.Context, b *starlarkmod.RemoteBatch, done func(int, []byte, error)) error {
+	for i := len(b.Items) - 1; i >= 0; i-- {
+		args, _, err := portable.DecodeArgs(b.Items[i].Args)
+		if err != nil {
+			return err
+		}
+		if n, _ := starlark.AsInt32(args[0]); n%2 == 1 {
+			done(i, nil, &starlarkmod.RemoteError{Msg: fmt.Sprintf("odd %d", n), Trace: fmt.Sprintf("odd %d", n)})
+			continue
+		}
+		res, err := portable.EncodeValue(args[0])
+		if err != nil {
+			return err
+		}
+		done(i, res, nil)
+	}
+	return nil
+}
+
+// Suppressed failures are reported in item order, as locally, whatever
+// order the results come back in (with ordered=False, as they come).
+func TestRemoteSuppressedReportsInOrder(t *testing.T) {
+	for _, ordered := range []bool{true, false} {
+		var stderr bytes.Buffer
+		in := starlarkmod.New(starlarkmod.Options{Stdout: io.Discard, Stderr: &stderr, Remote: reversedRemote{}})
+		src := fmt.Sprintf("def f(x):\n    return x\njob(f, range(6), suppress_worker_exceptions = True, ordered = %s, progress = False).run()\n",
+			map[bool]string{true: "True", false: "False"}[ordered])
+		_, err := in.Exec(context.Background(), "order.star", src, nil)
+		in.Close()
+		require.NoError(t, err)
+		var items []string
+		for _, m := range regexp.MustCompile(`item (\d) \(value`).FindAllStringSubmatch(stderr.String(), -1) {
+			items = append(items, m[1])
+		}
+		if ordered {
+			assert.Equal(t, []string{"1", "3", "5"}, items, stderr.String())
+		} else {
+			assert.Equal(t, []string{"5", "3", "1"}, items, stderr.String())
+		}
 	}
 }
