@@ -29,8 +29,11 @@ type Options struct {
 	Stdout, Stderr io.Writer
 	// ChunkSize is the most items sent in one message (default 256):
 	// fewer messages is more throughput, smaller chunks spread short jobs
-	// over more workers. Batches of up to 256 items go one item per
-	// message; larger ones are cut into at least 16 messages.
+	// over more workers. Messages follow the workers' runners (see
+	// guidedChunk): each takes a quarter of a runner's share of the items
+	// left, down to one item at the end of a batch. Before any worker has
+	// answered, batches of up to 256 items go one item per message and
+	// larger ones are cut into at least 16 messages.
 	ChunkSize int
 	// WaitNotice is how long a call may see no progress before the
 	// executor checks that some worker consumes the stream (default 2s).
@@ -80,6 +83,7 @@ type Executor struct {
 
 	msgs   jetstream.MessagesContext
 	adv    *nats.Subscription
+	seen   *presence
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 	closed bool
@@ -94,6 +98,7 @@ type storeOnce struct {
 type call struct {
 	key   uint64
 	name  string
+	batch *starlarkmod.RemoteBatch
 	ids   []string
 	done  func(i int, result []byte, err error)
 	mu    sync.Mutex
@@ -179,6 +184,11 @@ func New(ctx context.Context, nc *nats.Conn, o Options) (*Executor, error) {
 		e.msgs.Stop()
 		return nil, err
 	}
+	if e.seen, err = newPresence(nc, n.workers); err != nil {
+		e.msgs.Stop()
+		e.adv.Unsubscribe() //nolint:errcheck // closing anyway
+		return nil, err
+	}
 	bg, stop := context.WithCancel(context.Background())
 	e.stop = stop
 	e.wg.Add(2)
@@ -201,6 +211,7 @@ func (e *Executor) Close() error {
 	e.stop()
 	e.msgs.Stop()
 	err := e.adv.Unsubscribe()
+	e.seen.close()
 	e.wg.Wait()
 	// Calls still waiting get an error for each item left.
 	e.mu.Lock()
@@ -240,12 +251,13 @@ func (e *Executor) Run(ctx context.Context, b *starlarkmod.RemoteBatch, done fun
 		return err
 	}
 	c := &call{
-		name: b.Name,
-		done: done,
-		fin:  make([]bool, len(b.Items)),
-		left: len(b.Items),
-		end:  make(chan struct{}),
-		ids:  make([]string, len(b.Items)),
+		batch: b,
+		name:  b.Name,
+		done:  done,
+		fin:   make([]bool, len(b.Items)),
+		left:  len(b.Items),
+		end:   make(chan struct{}),
+		ids:   make([]string, len(b.Items)),
 	}
 	for i, it := range b.Items {
 		c.ids[i] = it.ID
@@ -294,12 +306,12 @@ func (e *Executor) Run(ctx context.Context, b *starlarkmod.RemoteBatch, done fun
 	}
 }
 
-// chunkSize is the number of items per message for a batch of n: one for
-// a small batch, else at most ChunkSize, and small enough that a batch
-// makes 16 messages, so that jobs of slow items still spread over many
-// workers (a job sends batches of 1024 items, four at a time, growing to
-// 8192 while they come back quickly: 64 messages of up to 256 items in
-// flight).
+// chunkSize is the number of items per message for a batch of n when no
+// worker has said how many items it runs at once: one for a small batch,
+// else at most ChunkSize, and small enough that a batch makes 16
+// messages, so that jobs of slow items still spread over many workers (a
+// job sends batches of 1024 items, four at a time, growing to 8192 while
+// they come back quickly: 64 messages of up to 256 items in flight).
 func (e *Executor) chunkSize(n int) int {
 	if n <= smallBatch {
 		// One item per message: a small batch may be a job of slow items,
@@ -323,7 +335,6 @@ func (e *Executor) maxChunkBytes() int {
 // flight, and records each chunk's stream sequence. A publish that fails
 // or is not acknowledged is retried with the same message id.
 func (e *Executor) publish(ctx context.Context, c *call, b *starlarkmod.RemoteBatch) error {
-	subject := e.n.taskSubject(e.client, c.key)
 	per := e.chunkSize(len(b.Items))
 	limit := e.maxChunkBytes()
 	type inflight struct {
@@ -378,40 +389,37 @@ func (e *Executor) publish(ctx context.Context, c *call, b *starlarkmod.RemoteBa
 			in.f = f
 		}
 	}
-	tm := taskMsg{Client: e.client, Call: c.key, Name: b.Name, FnSum: b.FnSum, Timeout: b.Timeout, Seed: b.Seed, Seeded: b.Seeded}
+	runners := e.seen.runners()
+	// Messages shrink to one item at the end of a small batch. A large
+	// batch's go down to 1/64 of it: a job sends large batches when its
+	// items come back quickly, and then many small messages only cost
+	// throughput (BenchmarkClusterTrivial).
+	least := 1
+	if len(b.Items) > smallBatch {
+		least = len(b.Items) / 64
+	}
 	for start := 0; start < len(b.Items); {
-		tm.Items = tm.Items[:0]
-		size := 0
-		end := start
-		for end < len(b.Items) && end-start < per {
-			it := b.Items[end]
-			sz := len(it.Args) + 22
-			if end > start && size+sz > limit {
+		size := per
+		if runners > 0 {
+			size = max(least, guidedChunk(len(b.Items)-start, runners, e.opts.ChunkSize))
+		}
+		// 22: an item's other fields, at most.
+		end := start + 1
+		for bytes := len(b.Items[start].Args) + 22; end < len(b.Items) && end-start < size; end++ {
+			if bytes += len(b.Items[end].Args) + 22; bytes > limit {
 				break
 			}
-			tm.Items = append(tm.Items, taskItem{Index: end, Args: it.Args, Task: it.Task})
-			size += sz
-			end++
 		}
-		data := tm.encode()
-		ch := &chunk{c: c, indexes: make([]int, 0, end-start)}
-		// The message id names the chunk within this call (the executor's
-		// client id is unique, its calls are numbered): a publish retried
-		// after a lost ack is a duplicate; the same items sent again by
-		// another call are not.
-		for i := start; i < end; i++ {
-			ch.indexes = append(ch.indexes, i)
-		}
-		ch.id = e.client + "." + strconv.FormatUint(c.key, 10) + "." + strconv.Itoa(start) + "-" + strconv.Itoa(end)
-		if int64(len(data)) > e.nc.MaxPayload() {
-			c.finish(ch.indexes[0], nil, fmt.Errorf("cluster: %s item %d: its arguments take %d bytes, more than the server's max_payload (%d)", b.Name, start, len(data), e.nc.MaxPayload()))
+		ch, msg := e.chunkMsg(c, b, span(start, end), "")
+		if int64(len(msg.Data)) > e.nc.MaxPayload() {
+			c.finish(start, nil, fmt.Errorf("cluster: %s item %d: its arguments take %d bytes, more than the server's max_payload (%d)", b.Name, start, len(msg.Data), e.nc.MaxPayload()))
 			start = end
 			continue
 		}
+		start = end
 		e.mu.Lock()
 		c.chunk = append(c.chunk, ch)
 		e.mu.Unlock()
-		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{ch.id}}}
 		f, err := send(ch, msg)
 		if err != nil {
 			return err
@@ -423,7 +431,6 @@ func (e *Executor) publish(ctx context.Context, c *call, b *starlarkmod.RemoteBa
 			}
 			window = window[1:]
 		}
-		start = end
 	}
 	for _, in := range window {
 		if err := settle(in); err != nil {
@@ -431,6 +438,34 @@ func (e *Executor) publish(ctx context.Context, c *call, b *starlarkmod.RemoteBa
 		}
 	}
 	return nil
+}
+
+// span returns the indexes start to end-1.
+func span(start, end int) []int {
+	s := make([]int, 0, end-start)
+	for i := start; i < end; i++ {
+		s = append(s, i)
+	}
+	return s
+}
+
+// chunkMsg builds the task message of b's items at indexes, of call c.
+// The message id names the chunk within this call (the executor's client
+// id is unique, its calls are numbered; suffix tells chunks sent again
+// apart): a publish retried after a lost ack is a duplicate; the same
+// items sent again by another call are not.
+func (e *Executor) chunkMsg(c *call, b *starlarkmod.RemoteBatch, indexes []int, suffix string) (*chunk, *nats.Msg) {
+	tm := taskMsg{Client: e.client, Call: c.key, Name: b.Name, FnSum: b.FnSum, Timeout: b.Timeout, Seed: b.Seed, Seeded: b.Seeded,
+		Items: make([]taskItem, 0, len(indexes))}
+	for _, i := range indexes {
+		it := b.Items[i]
+		tm.Items = append(tm.Items, taskItem{Index: i, Args: it.Args, Task: it.Task})
+	}
+	ch := &chunk{c: c, indexes: indexes}
+	ch.id = e.client + "." + strconv.FormatUint(c.key, 10) + "." + strconv.Itoa(indexes[0]) + "-" + strconv.Itoa(indexes[len(indexes)-1]+1) + suffix
+	msg := &nats.Msg{Subject: e.n.taskSubject(e.client, c.key), Data: tm.encode(),
+		Header: nats.Header{jetstream.MsgIDHeader: []string{ch.id}}}
+	return ch, msg
 }
 
 // storeCode puts the function's encoding and the files it names into the
@@ -556,6 +591,13 @@ func (c *call) claim(i int) bool {
 	return true
 }
 
+// isDone reports whether item i has its result or error.
+func (c *call) isDone(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fin[i]
+}
+
 // deliver calls done for a claimed item and ends the call after the last.
 func (c *call) deliver(i int, v []byte, err error) {
 	c.done(i, v, err)
@@ -627,9 +669,56 @@ func (e *Executor) onMaxDeliveries(m *nats.Msg) {
 		defer cancel()
 		e.tasks.DeleteMsg(ctx, adv.Seq) //nolint:errcheck // gone already is fine
 	}()
+	// Which item killed the workers is not known: a worker may also have
+	// died holding this message before it started it (fetched ahead).
+	// A message of one item fails; a longer one is split in two, its first
+	// unfinished item alone and the rest, each sent again with deliveries
+	// of its own. (A worker given a message again sends each result at
+	// once, so the items that ran before the culprit are not sent again.)
+	var left []int
 	for _, i := range ch.indexes {
-		ch.c.finish(i, nil, fmt.Errorf("cluster: %s item %d (task %s): delivered %d times and no worker finished it: each worker that ran it died or stopped answering", ch.c.name, i, short(ch.c.ids[i]), adv.Deliveries))
+		if !ch.c.isDone(i) {
+			left = append(left, i)
+		}
 	}
+	switch {
+	case len(left) == 1:
+		i := left[0]
+		ch.c.finish(i, nil, fmt.Errorf("cluster: %s item %d (task %s): delivered %d times and no worker finished it: each worker that ran it died or stopped answering", ch.c.name, i, short(ch.c.ids[i]), adv.Deliveries))
+	case len(left) > 1:
+		go func() {
+			e.resend(ch.c, left[:1])
+			e.resend(ch.c, left[1:])
+		}()
+	}
+}
+
+// resend publishes the items at indexes of call c again, in a message of
+// their own.
+func (e *Executor) resend(c *call, indexes []int) {
+	ch, msg := e.chunkMsg(c, c.batch, indexes, ".again")
+	e.mu.Lock()
+	if e.calls[c.key] != c {
+		e.mu.Unlock()
+		return // the call returned
+	}
+	c.chunk = append(c.chunk, ch)
+	e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ack, err := e.js.PublishMsg(ctx, msg, jetstream.WithRetryAttempts(60), jetstream.WithRetryWait(time.Second))
+	if err != nil {
+		for _, i := range indexes {
+			c.finish(i, nil, fmt.Errorf("cluster: %s item %d: delivered too often with other items, and sending it again failed: %v", c.name, i, err))
+		}
+		return
+	}
+	e.mu.Lock()
+	ch.seq = ack.Sequence
+	if e.calls[c.key] == c {
+		e.bySeq[ack.Sequence] = ch
+	}
+	e.mu.Unlock()
 }
 
 func short(id string) string {

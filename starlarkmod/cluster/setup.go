@@ -35,6 +35,7 @@ type names struct {
 	results string // limits stream; subjects <tasks>.results.<client>
 	code    string // object store: function encodings and file texts by sha256 hex
 	cancel  string // core subject: "<client> <call>" cancels that call's items
+	workers string // core subject: workers answer with their concurrency (presence.go)
 	advisor string // MAX_DELIVERIES advisory of the workers' consumer
 }
 
@@ -52,6 +53,7 @@ func newNames(stream string) (names, error) {
 		results: stream + "_RESULTS",
 		code:    stream + "_CODE",
 		cancel:  stream + ".cancel",
+		workers: stream + ".workers",
 		advisor: "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + stream + "." + consumerName,
 	}, nil
 }

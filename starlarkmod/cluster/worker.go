@@ -124,16 +124,16 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 		return err
 	}
 	w := &worker{o: o, n: n, nc: nc, js: js,
-		held:      map[jetstream.Msg]struct{}{},
+		held:      map[*nats.Msg]struct{}{},
 		cancelled: map[string]time.Time{},
 		running:   map[string]map[*context.CancelFunc]struct{}{},
 		codes:     map[string]*codeEntry{},
 		freed:     make(chan struct{}, 1),
 	}
 	// Setting up waits for the server (a worker may start first).
-	var cons jetstream.Consumer
+	var tasks *nats.Subscription
 	for {
-		cons, err = w.setup(ctx)
+		tasks, err = w.setup(ctx)
 		if err == nil {
 			break
 		}
@@ -147,6 +147,11 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 		return err
 	}
 	defer sub.Unsubscribe() //nolint:errcheck // the connection may be closing
+	pings, err := w.answerPings()
+	if err != nil {
+		return err
+	}
+	defer pings.Unsubscribe() //nolint:errcheck // the connection may be closing
 	fmt.Fprintf(o.Log, "semisync worker %s: serving stream %s on %s (concurrency %d)\n", o.Name, n.tasks, nc.ConnectedUrlRedacted(), o.Concurrency)
 
 	// hard ends running items: Grace after ctx, for a stopping worker.
@@ -163,7 +168,7 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 	// Up to 16 quick messages are fetched ahead (fastMessage), else two per
 	// runner (slowMessage: none ahead).
 	capacity := max(2*o.Concurrency, 16)
-	queue := make(chan jetstream.Msg, capacity)
+	queue := make(chan *nats.Msg, capacity)
 	slots := make(chan struct{}, capacity)
 	for range capacity {
 		slots <- struct{}{}
@@ -198,7 +203,7 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 	beat, stopBeat := context.WithCancel(context.Background())
 	go func() { defer ackers.Done(); w.inProgressLoop(beat) }()
 
-	w.fetchLoop(ctx, cons, queue, slots)
+	w.fetchLoop(ctx, tasks, queue, slots)
 	close(queue)
 	runners.Wait()
 	close(acks)
@@ -211,6 +216,10 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 // slowMessage is how long a task message must take for the worker to stop
 // fetching messages ahead of its free runners.
 const slowMessage = 20 * time.Millisecond
+
+// aheadPending is how many messages must wait in the stream for slow
+// messages to be fetched ahead of the worker's free runners.
+const aheadPending = 16
 
 // fastMessage is how quick task messages must be for the worker to fetch
 // more than two per runner ahead (up to 16): fewer fetches for trivial
@@ -226,13 +235,16 @@ type worker struct {
 	res  jetstream.Stream
 	hard context.Context
 
-	busy  atomic.Int32  // runners handling a message
-	slow  atomic.Bool   // the last message took longer than slowMessage
-	fast  atomic.Bool   // the last message took less than fastMessage
-	freed chan struct{} // a runner finished a message
+	busy atomic.Int32 // runners handling a message
+	slow atomic.Bool  // the last message took longer than slowMessage
+	fast atomic.Bool  // the last message took less than fastMessage
+	// pending is how many messages the stream held for the workers' consumer
+	// after the last one fetched.
+	pending atomic.Uint64
+	freed   chan struct{} // a runner finished a message
 
 	mu        sync.Mutex
-	held      map[jetstream.Msg]struct{}                  // fetched, not yet acked or naked
+	held      map[*nats.Msg]struct{}                      // fetched, not yet acked or naked
 	cancelled map[string]time.Time                        // "client call" -> when
 	running   map[string]map[*context.CancelFunc]struct{} // "client call" -> running items
 	codes     map[string]*codeEntry                       // sha256 hex -> fetched text
@@ -247,7 +259,7 @@ type codeEntry struct {
 // A pending message waits for its results to be stored, then is acked
 // (or naked, for a stopping worker's unfinished message).
 type pending struct {
-	msg     jetstream.Msg
+	msg     *nats.Msg
 	futures []published
 	nak     bool
 }
@@ -257,7 +269,16 @@ type published struct {
 	f   jetstream.PubAckFuture
 }
 
-func (w *worker) setup(ctx context.Context) (jetstream.Consumer, error) {
+// setup creates the deployment's streams and the workers' consumer if
+// they do not exist, and returns a pull subscription on the consumer.
+//
+// The subscription is nats.go's older JetStream API: its Fetch reuses the
+// subscription, where jetstream.Consumer.Fetch subscribes and unsubscribes
+// on every call. A job of slow items fetches one message at a time, and
+// on this project's 2-core VM each extra subscription cost the server and
+// the worker 0.3-0.5 ms of CPU per message, taken from the items running
+// on the other core (see BenchmarkClusterCPU).
+func (w *worker) setup(ctx context.Context) (*nats.Subscription, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	tasks, res, code, err := w.n.setup(ctx, w.js)
@@ -265,7 +286,7 @@ func (w *worker) setup(ctx context.Context) (jetstream.Consumer, error) {
 		return nil, err
 	}
 	w.res, w.code = res, code
-	return tasks.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	_, err = tasks.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       consumerName,
 		Description:   "semisync workers",
 		FilterSubject: w.n.tasks + ".tasks.>",
@@ -274,10 +295,18 @@ func (w *worker) setup(ctx context.Context) (jetstream.Consumer, error) {
 		MaxDeliver:    w.o.MaxDeliver,
 		MaxAckPending: 10000,
 	})
+	if err != nil {
+		return nil, err
+	}
+	js, err := w.nc.JetStream()
+	if err != nil {
+		return nil, err
+	}
+	return js.PullSubscribe(w.n.tasks+".tasks.>", consumerName, nats.Bind(w.n.tasks, consumerName))
 }
 
 // fetchLoop pulls as many messages as there are free slots until ctx is done.
-func (w *worker) fetchLoop(ctx context.Context, cons jetstream.Consumer, queue chan<- jetstream.Msg, slots chan struct{}) {
+func (w *worker) fetchLoop(ctx context.Context, tasks *nats.Subscription, queue chan<- *nats.Msg, slots chan struct{}) {
 	failing := false
 	for {
 		select {
@@ -294,8 +323,11 @@ func (w *worker) fetchLoop(ctx context.Context, cons jetstream.Consumer, queue c
 				break more
 			}
 		}
-		// Slow messages are not fetched ahead: a message queued here while
-		// another worker is idle would lengthen the end of a CPU-bound job.
+		// Slow messages are fetched ahead (one per runner) only while many
+		// more wait in the stream: near the end of a CPU-bound job, a
+		// message queued here while another worker is idle would lengthen
+		// it, but before that, fetching each message only once a runner is
+		// free leaves the runner idle for a round trip per message.
 		// More than two per runner are held only while quick messages are
 		// being run: an idle worker's pull waits for the next job, whose
 		// items may be slow, and must not take all of its messages.
@@ -303,8 +335,10 @@ func (w *worker) fetchLoop(ctx context.Context, cons jetstream.Consumer, queue c
 			held := int(w.busy.Load()) + len(queue)
 			allowed := n
 			switch {
-			case w.slow.Load():
+			case w.slow.Load() && w.pending.Load() < aheadPending:
 				allowed = w.o.Concurrency - held
+			case w.slow.Load():
+				allowed = 2*w.o.Concurrency - held
 			case !w.fast.Load() || held == 0:
 				allowed = 2*w.o.Concurrency - held
 			}
@@ -329,23 +363,23 @@ func (w *worker) fetchLoop(ctx context.Context, cons jetstream.Consumer, queue c
 		}
 		got := 0
 		fctx, cancel := context.WithTimeout(ctx, time.Second)
-		batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
-		if err == nil {
-			for msg := range batch.Messages() {
-				got++
-				if ctx.Err() != nil {
-					msg.Nak() //nolint:errcheck // redelivered after AckWait otherwise
-					slots <- struct{}{}
-					continue
-				}
-				w.mu.Lock()
-				w.held[msg] = struct{}{}
-				w.mu.Unlock()
-				queue <- msg
-			}
-			err = batch.Error()
-		}
+		msgs, err := tasks.Fetch(n, nats.Context(fctx))
 		cancel()
+		for _, msg := range msgs {
+			got++
+			if md, err := msg.Metadata(); err == nil {
+				w.pending.Store(md.NumPending)
+			}
+			if ctx.Err() != nil {
+				msg.Nak() //nolint:errcheck // redelivered after AckWait otherwise
+				slots <- struct{}{}
+				continue
+			}
+			w.mu.Lock()
+			w.held[msg] = struct{}{}
+			w.mu.Unlock()
+			queue <- msg
+		}
 		for range n - got {
 			slots <- struct{}{}
 		}
@@ -366,8 +400,8 @@ func (w *worker) fetchLoop(ctx context.Context, cons jetstream.Consumer, queue c
 // handle runs the items of one task message and returns the message with
 // its result publishes, to be acked once they are stored. It returns nil
 // for a message it already answered (acked, naked or terminated).
-func (w *worker) handle(stop context.Context, msg jetstream.Msg) *pending {
-	t, err := decodeTask(msg.Data())
+func (w *worker) handle(stop context.Context, msg *nats.Msg) *pending {
+	t, err := decodeTask(msg.Data)
 	if err != nil {
 		fmt.Fprintf(w.o.Log, "semisync worker %s: %v: dropped\n", w.o.Name, err)
 		w.release(msg)
@@ -439,6 +473,10 @@ func (w *worker) handle(stop context.Context, msg jetstream.Msg) *pending {
 		return l
 	}
 	ran := make([]bool, len(t.Items))
+	again := false
+	if md, err := msg.Metadata(); err == nil {
+		again = md.NumDelivered > 1
+	}
 	last := time.Now()
 	cancelled := false
 	xerr := w.o.ExecBatch(mctx, b, w.files, 1, func(i int, l string) {
@@ -467,7 +505,10 @@ func (w *worker) handle(stop context.Context, msg jetstream.Msg) *pending {
 			ri.Value = res
 		}
 		out = append(out, ri)
-		if time.Since(last) > 20*time.Millisecond {
+		// A message delivered again may hold an item that kills every
+		// worker that runs it: the items before it are sent at once, so
+		// that the caller fails that item only (onMaxDeliveries).
+		if again || time.Since(last) > 20*time.Millisecond {
 			flush(nil)
 			last = time.Now()
 		}
@@ -552,7 +593,7 @@ func (w *worker) settle(pub published) bool {
 	return false
 }
 
-func (w *worker) release(msg jetstream.Msg) {
+func (w *worker) release(msg *nats.Msg) {
 	w.mu.Lock()
 	delete(w.held, msg)
 	w.mu.Unlock()
@@ -563,7 +604,7 @@ func (w *worker) release(msg jetstream.Msg) {
 func (w *worker) inProgressLoop(ctx context.Context) {
 	t := time.NewTicker(w.o.AckWait / 2)
 	defer t.Stop()
-	var held []jetstream.Msg
+	var held []*nats.Msg
 	for {
 		select {
 		case <-ctx.Done():
