@@ -135,7 +135,7 @@ print(wait([get("a"), get("b")]))
 // A host can withhold builtins (here sleep and the dispatcher) and cap
 // the number of tasks that compute at once (tasks waiting in sleep, a
 // result or a Block do not count, so tasks that wait for tasks cannot
-// deadlock).
+// deadlock; see Options.Limit for what that allows).
 func ExampleOptions_withhold() {
 	var running, most atomic.Int64
 	work := starlark.NewBuiltin("work", func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
@@ -155,17 +155,19 @@ func ExampleOptions_withhold() {
 	})
 	defer in.Close()
 	_, err := in.Exec(context.Background(), "host.star", `
+@future
 def task(i):
     work()
 
-job(task, range(20), processes = 8).run()
+futures = [task(i) for i in range(20)]
+[f.result() for f in futures]
 sleep(1)
 `, starlark.StringDict{"work": work})
 	fmt.Println(starlarkmod.FormatError(err))
 	fmt.Println("at most 2 at once:", most.Load() <= 2)
 	// Output:
 	// Traceback (most recent call last):
-	//   host.star:6:6: in <toplevel>
+	//   host.star:8:6: in <toplevel>
 	// Error in sleep: sleep: not available here: the program running this script withheld it
 	// at most 2 at once: true
 }

@@ -44,8 +44,14 @@ type Options struct {
 	MaxSteps uint64
 	// Args is the script's argv (argv[0] is the script path).
 	Args []string
-	// Limit is how many workers may compute at once (0: two per core, see engine.PoolOptions). Workers
-	// waiting in sleep, result or other blocking calls do not count.
+	// Limit is how many workers may compute at once (0: two per core, see
+	// engine.PoolOptions). Workers waiting in sleep, result or other
+	// blocking calls do not count: a worker that waits gives its place to
+	// a queued task, and when its wait ends it goes on at once rather than
+	// wait for a place, so that tasks that wait for tasks (or poll what
+	// another task sets) never deadlock. So after a wait, more than Limit
+	// may compute until one of them ends or waits; a job's workers wait
+	// that way for their next items when the items come slowly.
 	Limit int
 	// MaxWorkers, if positive, is a hard cap on worker goroutines, waiting
 	// or not: a task that waits for a task queued behind it (a future
