@@ -526,10 +526,14 @@ func (w *worker) handle(stop context.Context, msg *nats.Msg) *pending {
 			ri.Value = res
 		}
 		out = append(out, ri)
-		// A message delivered again may hold an item that kills every
-		// worker that runs it: the items before it are sent at once, so
-		// that the caller fails that item only (onMaxDeliveries).
-		if again || time.Since(last) > 20*time.Millisecond {
+		// Results go back together, every 100ms and at the end of the
+		// message: each result message costs the server and the caller a
+		// wakeup, taken from the items running on this machine's cores. A
+		// message delivered again may hold an item that kills every worker
+		// that runs it: then each result goes at once, so that the items
+		// before that one are not run again when the caller splits the
+		// message (onMaxDeliveries).
+		if again || time.Since(last) > 100*time.Millisecond {
 			flush(nil)
 			last = time.Now()
 		}
