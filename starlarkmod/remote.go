@@ -487,6 +487,10 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 			}
 			return
 		}
+		if i == nextReport && report == "" && len(finished) == 0 {
+			nextReport++ // in order, nothing waits: no map for this item
+			return
+		}
 		if report != "" {
 			reports[i] = report
 		}

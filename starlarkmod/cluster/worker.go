@@ -272,9 +272,9 @@ type published struct {
 // setup creates the deployment's streams and the workers' consumer if
 // they do not exist, and returns a pull subscription on the consumer.
 //
-// The subscription is nats.go's older JetStream API: its Fetch reuses the
-// subscription, where jetstream.Consumer.Fetch subscribes and unsubscribes
-// on every call. A job of slow items fetches one message at a time, and
+// The subscription is nats.go's older JetStream API: its FetchBatch
+// reuses the subscription, where jetstream.Consumer.Fetch subscribes and
+// unsubscribes on every call. A job of slow items fetches one message at a time, and
 // on this project's 2-core VM each extra subscription cost the server and
 // the worker 0.3-0.5 ms of CPU per message, taken from the items running
 // on the other core (see BenchmarkClusterCPU).
@@ -373,33 +373,38 @@ func (w *worker) fetchLoop(ctx context.Context, tasks *nats.Subscription, queue 
 		}
 		got := 0
 		fctx, cancel := context.WithTimeout(ctx, wait)
-		msgs, err := tasks.Fetch(n, nats.Context(fctx))
-		cancel()
-		if len(msgs) == 0 {
-			w.pending.Store(0) // nothing waits in the stream now
+		// FetchBatch hands over each message as it comes (Fetch returns
+		// once it has all n, and runners wait meanwhile).
+		batch, err := tasks.FetchBatch(n, nats.Context(fctx))
+		if err == nil {
+			for msg := range batch.Messages() {
+				got++
+				if md, err := msg.Metadata(); err == nil {
+					w.pending.Store(md.NumPending)
+				}
+				if msg.Subject != call {
+					// Another call: how long the last one's messages took
+					// says nothing of this one's (a job of quick items, then
+					// one of slow items whose 16 messages hold most of it).
+					call = msg.Subject
+					w.fast.Store(false)
+					w.slow.Store(false)
+				}
+				if ctx.Err() != nil {
+					msg.Nak() //nolint:errcheck // redelivered after AckWait otherwise
+					slots <- struct{}{}
+					continue
+				}
+				w.mu.Lock()
+				w.held[msg] = struct{}{}
+				w.mu.Unlock()
+				queue <- msg
+			}
+			err = batch.Error()
 		}
-		for _, msg := range msgs {
-			got++
-			if md, err := msg.Metadata(); err == nil {
-				w.pending.Store(md.NumPending)
-			}
-			if msg.Subject != call {
-				// Another call: how long the last one's messages took says
-				// nothing of this one's (a job of quick items, then one of
-				// slow items whose 16 messages hold most of the job).
-				call = msg.Subject
-				w.fast.Store(false)
-				w.slow.Store(false)
-			}
-			if ctx.Err() != nil {
-				msg.Nak() //nolint:errcheck // redelivered after AckWait otherwise
-				slots <- struct{}{}
-				continue
-			}
-			w.mu.Lock()
-			w.held[msg] = struct{}{}
-			w.mu.Unlock()
-			queue <- msg
+		cancel()
+		if got == 0 {
+			w.pending.Store(0) // nothing waits in the stream now
 		}
 		for range n - got {
 			slots <- struct{}{}
