@@ -396,7 +396,7 @@ func (e *Executor) publish(ctx context.Context, c *call, b *starlarkmod.RemoteBa
 	// throughput (BenchmarkClusterTrivial).
 	least := 1
 	if len(b.Items) > smallBatch {
-		least = len(b.Items) / 64
+		least = min(e.opts.ChunkSize, len(b.Items)/64)
 	}
 	for start := 0; start < len(b.Items); {
 		size := per

@@ -80,6 +80,20 @@ func TestMessagesFollowRunners(t *testing.T) {
 	// 40 items for one runner: 10, 8, 6, 4, 3, 3, 2, 1, 1, 1, 1.
 	assert.EqualValues(t, 11, tasksLastSeq(t, e)-before)
 	assert.EqualValues(t, 40, calls.Load())
+
+	// A large batch's messages stop shrinking at 1/64 of it, and never
+	// hold more than ChunkSize (256) items.
+	items = make([]string, 20000)
+	for i := range items {
+		items[i] = "x"
+	}
+	before = tasksLastSeq(t, e)
+	var big collected
+	require.NoError(t, e.Run(context.Background(), batchOf("upper", items...), big.done))
+	assert.Len(t, big.vals, 20000)
+	sent := tasksLastSeq(t, e) - before
+	assert.GreaterOrEqual(t, sent, uint64(20000/256+1))
+	assert.LessOrEqual(t, sent, uint64(20000/256+64))
 }
 
 // maxDeliveries makes e act on the server's advisory that the message at
