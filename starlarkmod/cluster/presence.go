@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 )
 
 // Workers answer a request on <stream>.workers with their name and how
@@ -15,16 +16,22 @@ import (
 // caller that has heard from no worker yet sends one item per message,
 // as it would for a job of slow items.
 
-// workerHello is a worker's answer.
+// workerHello is a worker's answer. ID tells apart workers given the
+// same name.
 type workerHello struct {
+	ID          string `json:"id"`
 	Name        string `json:"name"`
 	Concurrency int    `json:"concurrency"`
 }
 
+// maxHelloConcurrency bounds what one answer may claim, so that a sum of
+// answers cannot overflow.
+const maxHelloConcurrency = 1 << 20
+
 // answerPings makes the worker answer the callers' pings; the returned
 // subscription stops it.
 func (w *worker) answerPings() (*nats.Subscription, error) {
-	hello, err := json.Marshal(workerHello{Name: w.o.Name, Concurrency: w.o.Concurrency})
+	hello, err := json.Marshal(workerHello{ID: nuid.Next(), Name: w.o.Name, Concurrency: w.o.Concurrency})
 	if err != nil {
 		return nil, err
 	}
@@ -44,8 +51,8 @@ type presence struct {
 	sub     *nats.Subscription
 
 	mu   sync.Mutex
-	seen map[string]seenWorker
-	last time.Time // last ping
+	seen map[string]seenWorker // by workerHello.ID
+	last time.Time             // last ping
 }
 
 type seenWorker struct {
@@ -74,11 +81,13 @@ func newPresence(nc *nats.Conn, subject string) (*presence, error) {
 
 func (p *presence) onHello(m *nats.Msg) {
 	var h workerHello
-	if json.Unmarshal(m.Data, &h) != nil || h.Name == "" || h.Concurrency <= 0 {
+	if json.Unmarshal(m.Data, &h) != nil || h.ID == "" || h.Concurrency <= 0 {
 		return
 	}
 	p.mu.Lock()
-	p.seen[h.Name] = seenWorker{concurrency: h.Concurrency, at: time.Now()}
+	if len(p.seen) < 1<<16 || p.seen[h.ID] != (seenWorker{}) {
+		p.seen[h.ID] = seenWorker{concurrency: min(h.Concurrency, maxHelloConcurrency), at: time.Now()}
+	}
 	p.mu.Unlock()
 }
 
@@ -101,12 +110,12 @@ func (p *presence) runners() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
-	for name, s := range p.seen {
+	for id, s := range p.seen {
 		if time.Since(s.at) > presenceTTL {
-			delete(p.seen, name)
+			delete(p.seen, id)
 			continue
 		}
-		n += s.concurrency
+		n = min(n+s.concurrency, maxHelloConcurrency)
 	}
 	return n
 }

@@ -52,6 +52,15 @@ func TestPresenceCountsRunners(t *testing.T) {
 	startWorker(t, s, WorkerOptions{Name: "w2", Concurrency: 3, Exec: echoExec(nil)})
 	// The executor asks again at most once a second, on its next call.
 	waitRunners(t, e, 5)
+	// Two workers of the same name both count; an answer cannot claim
+	// more than 1<<20 runners, nor a sum overflow.
+	startWorker(t, s, WorkerOptions{Name: "w2", Concurrency: 1, Exec: echoExec(nil)})
+	waitRunners(t, e, 6)
+	for i := range 3 {
+		e.seen.onHello(&nats.Msg{Data: fmt.Appendf(nil, `{"id":"big%d","name":"big","concurrency":%d}`, i, int64(1)<<62)})
+	}
+	assert.Equal(t, maxHelloConcurrency, e.seen.runners())
+	assert.Equal(t, 1, guidedChunk(1000, e.seen.runners(), 256))
 }
 
 // tasksLastSeq returns the last sequence of the tasks stream: how many
@@ -116,7 +125,7 @@ func TestMaxDeliveriesSplitsMessage(t *testing.T) {
 	e := newExecutor(t, s, Options{})
 	// A worker runs one item at once, as far as the executor knows; no
 	// worker pulls until the advisory has been handled.
-	e.seen.onHello(&nats.Msg{Data: []byte(`{"name":"w","concurrency":1}`)})
+	e.seen.onHello(&nats.Msg{Data: []byte(`{"id":"x","name":"w","concurrency":1}`)})
 	items := make([]string, 40)
 	for i := range items {
 		items[i] = fmt.Sprint(i)
@@ -163,7 +172,7 @@ func TestMaxDeliveriesSplitsMessage(t *testing.T) {
 	// A message of one item that reaches MaxDeliver fails that item.
 	stop()
 	var one collected
-	e.seen.onHello(&nats.Msg{Data: []byte(`{"name":"w","concurrency":1}`)})
+	e.seen.onHello(&nats.Msg{Data: []byte(`{"id":"x","name":"w","concurrency":1}`)})
 	b := batchOf("sleep", "x")
 	go func() { ran <- e.Run(context.Background(), b, one.done) }()
 	var only *chunk
