@@ -10,10 +10,13 @@
 //
 //   - SEMISYNC_TASKS, a work-queue stream on subjects
 //     SEMISYNC_TASKS.tasks.<caller>.<call>: one message per chunk of a
-//     batch (a batch of up to 256 items goes one item per message, so
-//     that a short job of slow items spreads over the workers to its
-//     last item; a larger one makes at least 16 messages of up to 256
-//     items), published with the chunk's id as the JetStream message id
+//     batch, sized to the workers' runners (guidedChunk: a quarter of a
+//     runner's share of the items left, down to one item at the end of a
+//     small batch, so that a short job of slow items spreads over the
+//     workers to its last item; before any worker has answered, a batch
+//     of up to 256 items goes one item per message and a larger one
+//     makes at least 16 messages of up to 256 items), published with the
+//     chunk's id as the JetStream message id
 //     (a publish retried after a lost ack is dropped as a duplicate). All
 //     workers share one durable pull consumer, "workers", with explicit
 //     acks, a short AckWait and a MaxDeliver. A message carries the
@@ -33,6 +36,10 @@
 //   - SEMISYNC_TASKS.cancel, a core subject: a cancelled call (Ctrl-C, a
 //     job that failed) tells workers to stop its running items; the caller
 //     also purges the call's subject, so its queued tasks never run.
+//   - SEMISYNC_TASKS.workers, a core subject: callers ask, and each worker
+//     answers with an instance id, its name and its concurrency
+//     (presence.go). A server whose permissions leave it out still works:
+//     callers then use the sizes for no answer.
 //
 // # Workers
 //
@@ -47,10 +54,13 @@
 // with its result (lines of a @future it started travel with the next
 // result); with the caller's --seed each item draws the random numbers it
 // draws locally. Results are published in groups, when an item finishes
-// 20 ms or more after the last group and at the end of the message, and
-// the message is acked once they are stored. A worker fetches
-// two messages per runner ahead, up to 16 while the messages it runs take
-// under 5 ms, and none ahead once one takes over 20 ms.
+// 100 ms or more after the last group and at the end of the message (each
+// at once in a message delivered again), and the message is acked once
+// they are stored. A worker pulls through one subscription
+// (Subscription.FetchBatch) and fetches two messages per runner ahead; up
+// to 16 while the messages it runs take under 5 ms and at least as many
+// wait in the stream (such a pull waits 5 ms at most); once one takes
+// over 20 ms, one per runner ahead while 16 or more wait, and none after.
 //
 // Throughput, measured on a 2-core machine shared with other builds (load
 // average 2-5), embedded server and two worker processes of concurrency 1
@@ -61,10 +71,10 @@
 // transport alone
 // (BenchmarkTransport) moves about 1M items/s. A CPU-bound job of 80
 // items (BenchmarkClusterCPU: is_prime over range(1000000), the task
-// functions compiled on the workers as in a local task) takes 1.5-1.7x
-// less wall time on two worker processes than on one, on a quiet 2-core
-// machine; the same job run locally with processes=2 against 1 scales
-// 1.5-1.9x there, so the cluster adds little of its own.
+// functions compiled on the workers as in a local task) takes 1.82x less
+// wall time on two worker processes than on one (median of the rounds in
+// which both vCPUs of the 2-core machine ran at full speed; the README's
+// Cluster section has the method and the figures).
 //
 // # Faults
 //
@@ -72,12 +82,15 @@
 // item. A worker that dies (kill -9) loses its tasks for one AckWait
 // (default 5 s), then they go to another worker; a running task sends
 // in-progress acks every AckWait/2, so a slow task is not taken from a
-// live worker. A task delivered MaxDeliver times (default 4) without an
-// ack fails with an error naming the function, the item and the task:
+// live worker. A task of one item delivered MaxDeliver times (default 4)
+// without an ack fails with an error naming the function, the item and
+// the task:
 // the caller watches the consumer's MAX_DELIVERIES advisory, which the
 // server sends one AckWait after the last delivery while some worker is
 // pulling, and deletes the message, which a work-queue stream would keep.
-// A server restart on the same store (file storage) loses nothing:
+// A message of several items is split instead (its first unfinished item
+// alone, the rest together) and sent again, since which item killed the
+// workers is not known; the culprit then fails alone. A server restart on the same store (file storage) loses nothing:
 // clients reconnect, unacked tasks are delivered again, stored results are
 // read. When a call makes no progress and no worker pulls from the stream,
 // the caller says so on its Stderr, naming the stream.
