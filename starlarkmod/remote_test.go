@@ -487,16 +487,33 @@ type recordingRemote struct {
 func (r *recordingRemote) Run(_ context.Context, b *starlarkmod.RemoteBatch, done func(int, []byte, error)) error {
 	r.fn(b)
 	for i, it := range b.Items {
-		args, _, err := portable.DecodeArgs(it.Args)
+		x, err := firstArg(it)
 		if err != nil {
 			return err
 		}
-		res, err := portable.EncodeValue(args[0])
-		if err != nil {
+		if err := sendBack(i, x, done); err != nil {
 			return err
 		}
-		done(i, res, nil)
 	}
+	return nil
+}
+
+// firstArg decodes an item's first argument.
+func firstArg(it starlarkmod.RemoteItem) (starlark.Value, error) {
+	args, _, err := portable.DecodeArgs(it.Args)
+	if err != nil {
+		return nil, err
+	}
+	return args[0], nil
+}
+
+// sendBack answers item i with v.
+func sendBack(i int, v starlark.Value, done func(int, []byte, error)) error {
+	res, err := portable.EncodeValue(v)
+	if err != nil {
+		return err
+	}
+	done(i, res, nil)
 	return nil
 }
 
@@ -636,19 +653,17 @@ type reversedRemote struct{}
 
 func (reversedRemote) Run(_ context.Context, b *starlarkmod.RemoteBatch, done func(int, []byte, error)) error {
 	for i := len(b.Items) - 1; i >= 0; i-- {
-		args, _, err := portable.DecodeArgs(b.Items[i].Args)
+		x, err := firstArg(b.Items[i])
 		if err != nil {
 			return err
 		}
-		if n, _ := starlark.AsInt32(args[0]); n%2 == 1 {
+		if n, _ := starlark.AsInt32(x); n%2 == 1 {
 			done(i, nil, &starlarkmod.RemoteError{Msg: fmt.Sprintf("odd %d", n), Trace: fmt.Sprintf("odd %d", n)})
 			continue
 		}
-		res, err := portable.EncodeValue(args[0])
-		if err != nil {
+		if err := sendBack(i, x, done); err != nil {
 			return err
 		}
-		done(i, res, nil)
 	}
 	return nil
 }
