@@ -166,7 +166,7 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 	w.hard = hard
 
 	// Up to 16 quick messages are fetched ahead (fastMessage), else two per
-	// runner (slowMessage: none ahead).
+	// runner, and slow ones only while many wait (see fetchLoop).
 	capacity := max(2*o.Concurrency, 16)
 	queue := make(chan *nats.Msg, capacity)
 	slots := make(chan struct{}, capacity)
@@ -274,10 +274,10 @@ type published struct {
 //
 // The subscription is nats.go's older JetStream API: its FetchBatch
 // reuses the subscription, where jetstream.Consumer.Fetch subscribes and
-// unsubscribes on every call. A job of slow items fetches one message at a time, and
-// on this project's 2-core VM each extra subscription cost the server and
-// the worker 0.3-0.5 ms of CPU per message, taken from the items running
-// on the other core (see BenchmarkClusterCPU).
+// unsubscribes on every call. A job of slow items fetches one message at
+// a time, and on this project's 2-core VM each extra subscription cost
+// the server and the worker 0.15-0.4 ms of CPU per message, taken from
+// the items running on the other core (see BenchmarkClusterCPU).
 func (w *worker) setup(ctx context.Context) (*nats.Subscription, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
