@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -191,4 +192,49 @@ func TestMaxDeliveriesSplitsMessage(t *testing.T) {
 	require.NoError(t, <-ran)
 	require.Len(t, one.errs, 1)
 	assert.True(t, strings.Contains(one.errs[0].Error(), "sleep item 0") && strings.Contains(one.errs[0].Error(), "delivered 4 times"), one.errs[0].Error())
+}
+
+// A job of slow items that follows a job of quick ones spreads over both
+// workers: a worker that has just run quick messages does not take most
+// of the next job's messages in one pull.
+func TestSlowJobAfterQuickOneSpreads(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	var mu sync.Mutex
+	ran := map[string]int{}
+	for _, name := range []string{"w1", "w2"} {
+		upper := echoExec(nil)
+		startWorker(t, s, WorkerOptions{Name: name, Concurrency: 1, Exec: func(ctx context.Context, fn []byte, sum string, files func(string) ([]byte, error), args []byte, out func(string)) ([]byte, error) {
+			if string(fn) == "slow" {
+				mu.Lock()
+				ran[name]++
+				mu.Unlock()
+				time.Sleep(10 * time.Millisecond)
+				return args, nil
+			}
+			return upper(ctx, fn, sum, files, args, out)
+		}})
+	}
+	e := newExecutor(t, s, Options{})
+	waitRunners(t, e, 2)
+	for round := range 5 {
+		quick := make([]string, 300)
+		for i := range quick {
+			quick[i] = "q"
+		}
+		var q collected
+		require.NoError(t, e.Run(context.Background(), batchOf("upper", quick...), q.done))
+		slow := make([]string, 80)
+		for i := range slow {
+			slow[i] = fmt.Sprint(i)
+		}
+		mu.Lock()
+		clear(ran)
+		mu.Unlock()
+		var c collected
+		require.NoError(t, e.Run(context.Background(), batchOf("slow", slow...), c.done))
+		require.Len(t, c.vals, 80)
+		mu.Lock()
+		assert.GreaterOrEqual(t, min(ran["w1"], ran["w2"]), 30, "round %d: items per worker %v", round, ran)
+		mu.Unlock()
+	}
 }
