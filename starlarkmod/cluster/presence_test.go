@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -237,4 +240,39 @@ func TestSlowJobAfterQuickOneSpreads(t *testing.T) {
 		assert.GreaterOrEqual(t, min(ran["w1"], ran["w2"]), 30, "round %d: items per worker %v", round, ran)
 		mu.Unlock()
 	}
+}
+
+// A server whose permissions leave out the workers subject still runs
+// the work: no worker answers, and the caller uses the sizes for that.
+func TestPresenceDeniedStillWorks(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "server.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(`authorization {
+  users = [{user: alice, password: s3cret, permissions: {
+    publish: {deny: ["SEMISYNC_TASKS.workers"]}
+    subscribe: {deny: ["SEMISYNC_TASKS.workers"]}
+  }}]
+}
+`), 0o600))
+	s, err := Serve(ServeOptions{Addr: "127.0.0.1:0", StoreDir: dir, ConfigFile: conf})
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	url := fmt.Sprintf("nats://alice:s3cret@127.0.0.1:%d", s.Addr().(*net.TCPAddr).Port)
+	wnc, err := Connect(url, ConnectOptions{})
+	require.NoError(t, err)
+	t.Cleanup(wnc.Close)
+	wctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- RunWorker(wctx, wnc, WorkerOptions{Name: "w", Exec: echoExec(nil)}) }()
+	t.Cleanup(func() { stop(); require.NoError(t, <-done) })
+	nc, err := Connect(url, ConnectOptions{})
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	e, err := New(context.Background(), nc, Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Close()) })
+	var c collected
+	require.NoError(t, e.Run(context.Background(), batchOf("upper", "a", "b", "c"), c.done))
+	assert.Equal(t, map[int]string{0: "A", 1: "B", 2: "C"}, c.vals)
+	assert.Zero(t, e.seen.runners(), "no worker could answer")
 }
