@@ -68,6 +68,11 @@ type RemoteBatch struct {
 	// numbers as a local run.
 	Seed   int64
 	Seeded bool
+	// Quick says that an earlier batch of the same job came back within
+	// 100ms: its items are quick, and the executor may send this batch in
+	// fewer, larger messages. Without it, a batch may be the last of a job
+	// of slow items, whose last messages should hold one item each.
+	Quick bool
 }
 
 // A RemoteItem is one call of a batch's function.
@@ -468,6 +473,7 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 	// larger messages; slow items stay in small batches that spread over
 	// the workers.
 	size := remoteChunk
+	quick := false               // a batch came back quickly (RemoteBatch.Quick)
 	var results []starlark.Value // by index (ordered) or in completion order
 	done := 0
 	pulled := 0
@@ -515,7 +521,7 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 	copy(args[1:], j.args)
 
 	send := func() error {
-		b := &RemoteBatch{Run: runID, Name: j.fn.Name(), Fn: enc.Data, FnSum: fnSum, Files: enc.Files, Timeout: j.timeout,
+		b := &RemoteBatch{Run: runID, Name: j.fn.Name(), Fn: enc.Data, FnSum: fnSum, Files: enc.Files, Timeout: j.timeout, Quick: quick,
 			Seed: r.in.seed, Seeded: r.in.opts.Seeded}
 		first := pulled
 		seq := batches
@@ -584,6 +590,7 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 			delete(left, ev.batch)
 			if n == 0 && time.Since(sentAt[ev.batch]) < remoteFast {
 				size = min(2*size, remoteChunkMax)
+				quick = true
 			}
 			delete(sentAt, ev.batch)
 			if n > 0 && failed < 0 && ctx.Err() == nil {

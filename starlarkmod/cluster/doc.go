@@ -12,8 +12,8 @@
 //     SEMISYNC_TASKS.tasks.<caller>.<call>: one message per chunk of a
 //     batch, sized to the workers' runners (guidedChunk: a quarter of a
 //     runner's share of the items left, down to one item at the end of a
-//     small batch, so that a short job of slow items spreads over the
-//     workers to its last item; before any worker has answered, a batch
+//     batch (to 1/64 of it for a job whose batches come back quickly), so
+//     that a job of slow items spreads over the workers to its last item; before any worker has answered, a batch
 //     of up to 256 items goes one item per message and a larger one
 //     makes at least 16 messages of up to 256 items), published with the
 //     chunk's id as the JetStream message id

@@ -390,13 +390,14 @@ func (e *Executor) publish(ctx context.Context, c *call, b *starlarkmod.RemoteBa
 		}
 	}
 	runners := e.seen.runners()
-	// Messages shrink to one item at the end of a small batch. A large
-	// batch's go down to 1/64 of it: a job sends large batches when its
-	// items come back quickly, and then many small messages only cost
-	// throughput (BenchmarkClusterTrivial).
+	// Messages shrink to one item at the end of a batch, so that the last
+	// items of a job of slow items spread over every runner. A batch of a
+	// job whose earlier batches came back quickly (b.Quick) goes down to
+	// 1/64 of it only: many small messages would cost throughput and gain
+	// nothing (BenchmarkClusterTrivial).
 	least := 1
-	if len(b.Items) > smallBatch {
-		least = min(e.opts.ChunkSize, len(b.Items)/64)
+	if b.Quick {
+		least = max(1, min(e.opts.ChunkSize, len(b.Items)/64))
 	}
 	for start := 0; start < len(b.Items); {
 		size := per

@@ -94,19 +94,30 @@ func TestMessagesFollowRunners(t *testing.T) {
 	assert.EqualValues(t, 11, tasksLastSeq(t, e)-before)
 	assert.EqualValues(t, 40, calls.Load())
 
-	// A large batch's messages stop shrinking at 1/64 of it, and never
-	// hold more than ChunkSize (256) items.
+	// A message never holds more than ChunkSize (256) items; a large batch
+	// of a job whose batches come back quickly stops shrinking at 1/64 of
+	// it, and any other ends with messages of one item.
 	items = make([]string, 20000)
 	for i := range items {
 		items[i] = "x"
 	}
-	before = tasksLastSeq(t, e)
-	var big collected
-	require.NoError(t, e.Run(context.Background(), batchOf("upper", items...), big.done))
-	assert.Len(t, big.vals, 20000)
-	sent := tasksLastSeq(t, e) - before
-	assert.GreaterOrEqual(t, sent, uint64(20000/256+1))
-	assert.LessOrEqual(t, sent, uint64(20000/256+64))
+	for _, quick := range []bool{true, false} {
+		before = tasksLastSeq(t, e)
+		var big collected
+		b := batchOf("upper", items...)
+		b.Quick = quick
+		require.NoError(t, e.Run(context.Background(), b, big.done))
+		assert.Len(t, big.vals, 20000)
+		sent := tasksLastSeq(t, e) - before
+		assert.GreaterOrEqual(t, sent, uint64(20000/256+1))
+		if quick {
+			// 256 down to 20000/64 = 312, capped at 256: every message 256.
+			assert.EqualValues(t, (20000+255)/256, sent)
+		} else {
+			// 256 each until 1024 are left, then shrinking to one item.
+			assert.Greater(t, sent, uint64((20000+255)/256+10))
+		}
+	}
 }
 
 // maxDeliveries makes e act on the server's advisory that the message at
