@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -130,6 +127,24 @@ func maxDeliveries(t *testing.T, e *Executor, seq uint64, n int) {
 	e.onMaxDeliveries(&nats.Msg{Data: data})
 }
 
+// awaitChunk waits until e has published a chunk that is, and returns it.
+func awaitChunk(t *testing.T, e *Executor, is func(*chunk) bool) *chunk {
+	t.Helper()
+	var found *chunk
+	require.Eventually(t, func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, ch := range e.bySeq {
+			if is(ch) {
+				found = ch
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 5*time.Millisecond)
+	return found
+}
+
 // TestMaxDeliveriesSplitsMessage: when a message of several items reaches
 // MaxDeliver, no item is blamed: which one killed the workers is not
 // known (a worker may have died holding the message before it started
@@ -150,18 +165,7 @@ func TestMaxDeliveriesSplitsMessage(t *testing.T) {
 	go func() { ran <- e.Run(context.Background(), batchOf("upper", items...), c.done) }()
 	// The first message holds items 0-9; pretend a worker sent the
 	// results of 0 and 1 before it died on item 2 or later.
-	var first *chunk
-	require.Eventually(t, func() bool {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		for _, ch := range e.bySeq {
-			if ch.indexes[0] == 0 {
-				first = ch
-				return true
-			}
-		}
-		return false
-	}, 20*time.Second, 5*time.Millisecond)
+	first := awaitChunk(t, e, func(ch *chunk) bool { return ch.indexes[0] == 0 })
 	require.Equal(t, []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, first.indexes)
 	first.c.finish(0, []byte("done-0"), nil)
 	first.c.finish(1, []byte("done-1"), nil)
@@ -190,18 +194,7 @@ func TestMaxDeliveriesSplitsMessage(t *testing.T) {
 	e.seen.onHello(&nats.Msg{Data: []byte(`{"id":"x","name":"w","concurrency":1}`)})
 	b := batchOf("sleep", "x")
 	go func() { ran <- e.Run(context.Background(), b, one.done) }()
-	var only *chunk
-	require.Eventually(t, func() bool {
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		for _, ch := range e.bySeq {
-			if ch.c.name == "sleep" {
-				only = ch
-				return true
-			}
-		}
-		return false
-	}, 20*time.Second, 5*time.Millisecond)
+	only := awaitChunk(t, e, func(ch *chunk) bool { return ch.c.name == "sleep" })
 	maxDeliveries(t, e, only.seq, 4)
 	require.NoError(t, <-ran)
 	require.Len(t, one.errs, 1)
@@ -256,26 +249,18 @@ func TestSlowJobAfterQuickOneSpreads(t *testing.T) {
 // A server whose permissions leave out the workers subject still runs
 // the work: no worker answers, and the caller uses the sizes for that.
 func TestPresenceDeniedStillWorks(t *testing.T) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "server.conf")
-	require.NoError(t, os.WriteFile(conf, []byte(`authorization {
+	port := serveWith(t, `authorization {
   users = [{user: alice, password: s3cret, permissions: {
     publish: {deny: ["SEMISYNC_TASKS.workers"]}
     subscribe: {deny: ["SEMISYNC_TASKS.workers"]}
   }}]
 }
-`), 0o600))
-	s, err := Serve(ServeOptions{Addr: "127.0.0.1:0", StoreDir: dir, ConfigFile: conf})
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	url := fmt.Sprintf("nats://alice:s3cret@127.0.0.1:%d", s.Addr().(*net.TCPAddr).Port)
+`)
+	url := fmt.Sprintf("nats://alice:s3cret@127.0.0.1:%d", port)
 	wnc, err := Connect(url, ConnectOptions{})
 	require.NoError(t, err)
 	t.Cleanup(wnc.Close)
-	wctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- RunWorker(wctx, wnc, WorkerOptions{Name: "w", Exec: echoExec(nil)}) }()
-	t.Cleanup(func() { stop(); require.NoError(t, <-done) })
+	runWorker(t, wnc, WorkerOptions{Name: "w", Exec: echoExec(nil)})
 	nc, err := Connect(url, ConnectOptions{})
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)

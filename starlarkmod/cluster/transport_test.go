@@ -341,16 +341,32 @@ func TestServerRestartLosesNothing(t *testing.T) {
 // TestCredentials: a server that requires a user and password (set in a
 // nats-server configuration file) accepts them in the URL and refuses a
 // connection without them.
-func TestCredentials(t *testing.T) {
+// serveWith starts a server with the configuration text conf and returns
+// its port.
+func serveWith(t *testing.T, conf string) int {
+	t.Helper()
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "server.conf")
-	require.NoError(t, os.WriteFile(conf, []byte("authorization {\n  user: alice\n  password: s3cret\n}\n"), 0o600))
-	s, err := Serve(ServeOptions{Addr: "127.0.0.1:0", StoreDir: dir, ConfigFile: conf})
+	file := filepath.Join(dir, "server.conf")
+	require.NoError(t, os.WriteFile(file, []byte(conf), 0o600))
+	s, err := Serve(ServeOptions{Addr: "127.0.0.1:0", StoreDir: dir, ConfigFile: file})
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	port := s.Addr().(*net.TCPAddr).Port
+	return s.Addr().(*net.TCPAddr).Port
+}
 
-	_, err = Connect(fmt.Sprintf("nats://127.0.0.1:%d", port), ConnectOptions{})
+// runWorker runs a worker on nc until the test ends.
+func runWorker(t *testing.T, nc *nats.Conn, o WorkerOptions) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- RunWorker(ctx, nc, o) }()
+	t.Cleanup(func() { stop(); require.NoError(t, <-done) })
+}
+
+func TestCredentials(t *testing.T) {
+	port := serveWith(t, "authorization {\n  user: alice\n  password: s3cret\n}\n")
+
+	_, err := Connect(fmt.Sprintf("nats://127.0.0.1:%d", port), ConnectOptions{})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "Authorization Violation")
 	_, err = Connect(fmt.Sprintf("nats://alice:wrong@127.0.0.1:%d", port), ConnectOptions{})
@@ -360,10 +376,7 @@ func TestCredentials(t *testing.T) {
 	nc, err := Connect(fmt.Sprintf("nats://alice:s3cret@127.0.0.1:%d", port), ConnectOptions{})
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
-	wctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- RunWorker(wctx, nc, WorkerOptions{Name: "w", Exec: echoExec(nil)}) }()
-	t.Cleanup(func() { stop(); require.NoError(t, <-done) })
+	runWorker(t, nc, WorkerOptions{Name: "w", Exec: echoExec(nil)})
 	e, err := New(context.Background(), nc, Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, e.Close()) })
