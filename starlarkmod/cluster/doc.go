@@ -59,8 +59,9 @@
 // they are stored. A worker pulls through one subscription
 // (Subscription.FetchBatch) and fetches two messages per runner ahead; up
 // to 16 while the messages it runs take under 5 ms and at least as many
-// wait in the stream (such a pull waits 5 ms at most); once one takes
-// over 20 ms, one per runner ahead while 16 or more wait, and none after.
+// wait in the stream (such a pull does not wait: FetchNoWait); once one
+// takes over 20 ms, one per runner ahead while 16 or more wait, and none
+// after.
 //
 // Throughput, measured on a 2-core machine shared with other builds (load
 // average 2-5), embedded server and two worker processes of concurrency 1

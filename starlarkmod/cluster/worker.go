@@ -124,7 +124,7 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 		return err
 	}
 	w := &worker{o: o, n: n, nc: nc, js: js,
-		held:      map[*nats.Msg]struct{}{},
+		held:      map[*fetched]struct{}{},
 		cancelled: map[string]time.Time{},
 		running:   map[string]map[*context.CancelFunc]struct{}{},
 		codes:     map[string]*codeEntry{},
@@ -168,7 +168,7 @@ func RunWorker(ctx context.Context, nc *nats.Conn, o WorkerOptions) error {
 	// Up to 16 quick messages are fetched ahead (fastMessage), else two per
 	// runner, and slow ones only while many wait (see fetchLoop).
 	capacity := max(2*o.Concurrency, 16)
-	queue := make(chan *nats.Msg, capacity)
+	queue := make(chan *fetched, capacity)
 	slots := make(chan struct{}, capacity)
 	for range capacity {
 		slots <- struct{}{}
@@ -233,6 +233,7 @@ type worker struct {
 	js   jetstream.JetStream
 	code jetstream.ObjectStore
 	res  jetstream.Stream
+	cons jetstream.Consumer // FetchNoWait, for pulls that must not wait
 	hard context.Context
 
 	busy atomic.Int32 // runners handling a message
@@ -244,7 +245,7 @@ type worker struct {
 	freed   chan struct{} // a runner finished a message
 
 	mu        sync.Mutex
-	held      map[*nats.Msg]struct{}                      // fetched, not yet acked or naked
+	held      map[*fetched]struct{}                       // fetched, not yet acked or naked
 	cancelled map[string]time.Time                        // "client call" -> when
 	running   map[string]map[*context.CancelFunc]struct{} // "client call" -> running items
 	codes     map[string]*codeEntry                       // sha256 hex -> fetched text
@@ -256,10 +257,38 @@ type codeEntry struct {
 	err  error
 }
 
+// A fetched task message: nats.go's older JetStream API (the pulls that
+// may wait) and its newer one (FetchNoWait) each give their own type.
+type fetched struct {
+	data               []byte
+	subject            string
+	pending, delivered uint64 // messages left in the stream; deliveries of this one
+	ack, nak, term     func() error
+	inProgress         func() error
+}
+
+func newLegacyFetched(m *nats.Msg) *fetched {
+	f := &fetched{data: m.Data, subject: m.Subject,
+		ack: func() error { return m.Ack() }, nak: func() error { return m.Nak() },
+		term: func() error { return m.Term() }, inProgress: func() error { return m.InProgress() }}
+	if md, err := m.Metadata(); err == nil {
+		f.pending, f.delivered = md.NumPending, md.NumDelivered
+	}
+	return f
+}
+
+func newFetched(m jetstream.Msg) *fetched {
+	f := &fetched{data: m.Data(), subject: m.Subject(), ack: m.Ack, nak: m.Nak, term: m.Term, inProgress: m.InProgress}
+	if md, err := m.Metadata(); err == nil {
+		f.pending, f.delivered = md.NumPending, md.NumDelivered
+	}
+	return f
+}
+
 // A pending message waits for its results to be stored, then is acked
 // (or naked, for a stopping worker's unfinished message).
 type pending struct {
-	msg     *nats.Msg
+	msg     *fetched
 	futures []published
 	nak     bool
 }
@@ -286,7 +315,7 @@ func (w *worker) setup(ctx context.Context) (*nats.Subscription, error) {
 		return nil, err
 	}
 	w.res, w.code = res, code
-	_, err = tasks.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+	w.cons, err = tasks.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       consumerName,
 		Description:   "semisync workers",
 		FilterSubject: w.n.tasks + ".tasks.>",
@@ -306,7 +335,7 @@ func (w *worker) setup(ctx context.Context) (*nats.Subscription, error) {
 }
 
 // fetchLoop pulls as many messages as there are free slots until ctx is done.
-func (w *worker) fetchLoop(ctx context.Context, tasks *nats.Subscription, queue chan<- *nats.Msg, slots chan struct{}) {
+func (w *worker) fetchLoop(ctx context.Context, tasks *nats.Subscription, queue chan<- *fetched, slots chan struct{}) {
 	failing := false
 	call := "" // the subject of the last message fetched: its caller and call
 	for {
@@ -334,12 +363,11 @@ func (w *worker) fetchLoop(ctx context.Context, tasks *nats.Subscription, queue 
 		// waits for the next job, whose items may be slow, and must not
 		// take all of its messages. So a pull for more than two per runner
 		// asks for no more than were waiting after the last message
-		// fetched, and waits 5ms at most. (Before, a worker that had just
-		// run a job of quick items asked for 16, waited, and took 12 of the
-		// 23 messages of the CPU-bound job that came next.)
-		var wait time.Duration
+		// fetched, and does not wait. (Before, a worker that had just run a
+		// job of quick items asked for 16, waited, and took 12 of the 23
+		// messages of the CPU-bound job that came next.)
+		var ahead bool
 		for {
-			wait = time.Second
 			held := int(w.busy.Load()) + len(queue)
 			pending := int(min(w.pending.Load(), uint64(cap(slots))))
 			allowed := 2*w.o.Concurrency - held
@@ -349,9 +377,7 @@ func (w *worker) fetchLoop(ctx context.Context, tasks *nats.Subscription, queue 
 			case !w.slow.Load() && w.fast.Load() && held > 0 && pending > 0:
 				allowed = min(n, max(allowed, pending))
 			}
-			if allowed > 2*w.o.Concurrency-held {
-				wait = 5 * time.Millisecond
-			}
+			ahead = allowed > 2*w.o.Concurrency-held
 			if allowed >= n {
 				break
 			}
@@ -372,35 +398,49 @@ func (w *worker) fetchLoop(ctx context.Context, tasks *nats.Subscription, queue 
 			}
 		}
 		got := 0
-		fctx, cancel := context.WithTimeout(ctx, wait)
-		// FetchBatch hands over each message as it comes (Fetch returns
-		// once it has all n, and runners wait meanwhile).
-		batch, err := tasks.FetchBatch(n, nats.Context(fctx))
-		if err == nil {
-			for msg := range batch.Messages() {
-				got++
-				if md, err := msg.Metadata(); err == nil {
-					w.pending.Store(md.NumPending)
-				}
-				if msg.Subject != call {
-					// Another call: how long the last one's messages took
-					// says nothing of this one's (a job of quick items, then
-					// one of slow items whose 16 messages hold most of it).
-					call = msg.Subject
-					w.fast.Store(false)
-					w.slow.Store(false)
-				}
-				if ctx.Err() != nil {
-					msg.Nak() //nolint:errcheck // redelivered after AckWait otherwise
-					slots <- struct{}{}
-					continue
-				}
-				w.mu.Lock()
-				w.held[msg] = struct{}{}
-				w.mu.Unlock()
-				queue <- msg
+		fctx, cancel := context.WithTimeout(ctx, time.Second)
+		take := func(msg *fetched) {
+			got++
+			w.pending.Store(msg.pending)
+			if msg.subject != call {
+				// Another call: how long the last one's messages took says
+				// nothing of this one's (a job of quick items, then one of
+				// slow items whose 16 messages hold most of it).
+				call = msg.subject
+				w.fast.Store(false)
+				w.slow.Store(false)
 			}
-			err = batch.Error()
+			if ctx.Err() != nil {
+				msg.nak() //nolint:errcheck // redelivered after AckWait otherwise
+				slots <- struct{}{}
+				return
+			}
+			w.mu.Lock()
+			w.held[msg] = struct{}{}
+			w.mu.Unlock()
+			queue <- msg
+		}
+		var err error
+		if ahead {
+			// More than two per runner: only what waits now. (A pull that
+			// waited would take the next job's messages, up to n of them.)
+			var batch jetstream.MessageBatch
+			if batch, err = w.cons.FetchNoWait(n); err == nil {
+				for msg := range batch.Messages() {
+					take(newFetched(msg))
+				}
+				err = batch.Error()
+			}
+		} else {
+			// FetchBatch hands over each message as it comes (Fetch returns
+			// once it has all n, and runners wait meanwhile).
+			var batch nats.MessageBatch
+			if batch, err = tasks.FetchBatch(n, nats.Context(fctx)); err == nil {
+				for msg := range batch.Messages() {
+					take(newLegacyFetched(msg))
+				}
+				err = batch.Error()
+			}
 		}
 		cancel()
 		if got == 0 {
@@ -426,12 +466,12 @@ func (w *worker) fetchLoop(ctx context.Context, tasks *nats.Subscription, queue 
 // handle runs the items of one task message and returns the message with
 // its result publishes, to be acked once they are stored. It returns nil
 // for a message it already answered (acked, naked or terminated).
-func (w *worker) handle(stop context.Context, msg *nats.Msg) *pending {
-	t, err := decodeTask(msg.Data)
+func (w *worker) handle(stop context.Context, msg *fetched) *pending {
+	t, err := decodeTask(msg.data)
 	if err != nil {
 		fmt.Fprintf(w.o.Log, "semisync worker %s: %v: dropped\n", w.o.Name, err)
 		w.release(msg)
-		msg.Term() //nolint:errcheck // nothing else to do with it
+		msg.term() //nolint:errcheck // nothing else to do with it
 		return nil
 	}
 	key := t.Client + " " + strconv.FormatUint(t.Call, 10)
@@ -499,10 +539,7 @@ func (w *worker) handle(stop context.Context, msg *nats.Msg) *pending {
 		return l
 	}
 	ran := make([]bool, len(t.Items))
-	again := false
-	if md, err := msg.Metadata(); err == nil {
-		again = md.NumDelivered > 1
-	}
+	again := msg.delivered > 1
 	last := time.Now()
 	cancelled := false
 	xerr := w.o.ExecBatch(mctx, b, w.files, 1, func(i int, l string) {
@@ -595,9 +632,9 @@ func (w *worker) ackLoop(acks <-chan *pending) {
 			}
 		}
 		if p.nak || !stored {
-			p.msg.Nak() //nolint:errcheck // redelivered after AckWait otherwise
+			p.msg.nak() //nolint:errcheck // redelivered after AckWait otherwise
 		} else {
-			p.msg.Ack() //nolint:errcheck // a lost ack means a redelivery, and the caller drops duplicates
+			p.msg.ack() //nolint:errcheck // a lost ack means a redelivery, and the caller drops duplicates
 		}
 		w.release(p.msg)
 	}
@@ -623,7 +660,7 @@ func (w *worker) settle(pub published) bool {
 	return false
 }
 
-func (w *worker) release(msg *nats.Msg) {
+func (w *worker) release(msg *fetched) {
 	w.mu.Lock()
 	delete(w.held, msg)
 	w.mu.Unlock()
@@ -634,7 +671,7 @@ func (w *worker) release(msg *nats.Msg) {
 func (w *worker) inProgressLoop(ctx context.Context) {
 	t := time.NewTicker(w.o.AckWait / 2)
 	defer t.Stop()
-	var held []*nats.Msg
+	var held []*fetched
 	for {
 		select {
 		case <-ctx.Done():
@@ -653,7 +690,7 @@ func (w *worker) inProgressLoop(ctx context.Context) {
 		}
 		w.mu.Unlock()
 		for _, m := range held {
-			m.InProgress() //nolint:errcheck // a missed one costs a redelivery at worst
+			m.inProgress() //nolint:errcheck // a missed one costs a redelivery at worst
 		}
 	}
 }
