@@ -72,7 +72,7 @@
 // transport alone
 // (BenchmarkTransport) moves about 1M items/s. A CPU-bound job of 80
 // items (BenchmarkClusterCPU: is_prime over range(1000000), the task
-// functions compiled on the workers as in a local task) takes 1.81x less
+// functions compiled on the workers as in a local task) takes 1.82x less
 // wall time on two worker processes than on one (median of the rounds in
 // which both vCPUs of the 2-core machine ran at full speed; the README's
 // Cluster section has the method and the figures).
