@@ -296,8 +296,7 @@ func (r *jobRunner) run(ctx context.Context, th *starlark.Thread) (_ starlark.Va
 	}
 	emit := func(i int, item, v starlark.Value, err error) error {
 		if err != nil {
-			r.in.report(fmt.Sprintf("%s: %s failed (suppressed; its result is None):\n%s",
-				r.op, r.itemDesc(i, item), indent(errText(err))))
+			r.in.report(suppressed(r.op, r.itemDesc(i, item), err))
 			v = starlark.None
 		}
 		if j.keep {
@@ -315,6 +314,12 @@ func (r *jobRunner) run(ctx context.Context, th *starlark.Thread) (_ starlark.Va
 		return starlark.None, nil
 	}
 	return starlark.NewList(results), nil
+}
+
+// suppressed is the report of an item that failed under
+// suppress_worker_exceptions: op names the call, task the item.
+func suppressed(op, task string, err error) string {
+	return fmt.Sprintf("%s: %s failed (suppressed; its result is None):\n%s", op, task, indent(errText(err)))
 }
 
 // prepareItem freezes an item (and checks the functions it holds) before
@@ -529,8 +534,7 @@ func jobRunSingle(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 				bar.finish(false)
 				return nil, err // the original error, with the whole traceback
 			}
-			in.report(fmt.Sprintf("%s: %s failed (suppressed; its result is None):\n%s",
-				b.Name(), r.itemDesc(i, x), indent(errText(err))))
+			in.report(suppressed(b.Name(), r.itemDesc(i, x), err))
 			v = starlark.None
 		}
 		if j.keep {

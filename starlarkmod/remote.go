@@ -473,7 +473,6 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 	// larger messages; slow items stay in small batches that spread over
 	// the workers.
 	size := remoteChunk
-	quick := false               // a batch came back quickly (RemoteBatch.Quick)
 	var results []starlark.Value // by index (ordered) or in completion order
 	done := 0
 	pulled := 0
@@ -521,8 +520,9 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 	copy(args[1:], j.args)
 
 	send := func() error {
-		b := &RemoteBatch{Run: runID, Name: j.fn.Name(), Fn: enc.Data, FnSum: fnSum, Files: enc.Files, Timeout: j.timeout, Quick: quick,
-			Seed: r.in.seed, Seeded: r.in.opts.Seeded}
+		b := &RemoteBatch{Run: runID, Name: j.fn.Name(), Fn: enc.Data, FnSum: fnSum, Files: enc.Files, Timeout: j.timeout,
+			Quick: size > remoteChunk, // batches grow only when they come back quickly
+			Seed:  r.in.seed, Seeded: r.in.opts.Seeded}
 		first := pulled
 		seq := batches
 		start := time.Now()
@@ -590,7 +590,6 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 			delete(left, ev.batch)
 			if n == 0 && time.Since(sentAt[ev.batch]) < remoteFast {
 				size = min(2*size, remoteChunkMax)
-				quick = true
 			}
 			delete(sentAt, ev.batch)
 			if n > 0 && failed < 0 && ctx.Err() == nil {
@@ -633,8 +632,7 @@ func (r *jobRunner) runRemote(ctx context.Context, th *starlark.Thread) (_ starl
 				}
 				continue
 			}
-			complete(ev.i, fmt.Sprintf("%s: %s failed (suppressed; its result is None):\n%s",
-				r.op, r.itemDesc(ev.i, item), indent(errText(err))))
+			complete(ev.i, suppressed(r.op, r.itemDesc(ev.i, item), err))
 			v = starlark.None
 		} else {
 			complete(ev.i, "")
